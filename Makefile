@@ -1,0 +1,44 @@
+# Quern — the two commands a new user needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run test test-unit install install-test migrate worker web bench clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $@
+
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/python -m pip install -q -r requirements-test.txt
+	touch $@
+
+install: $(STAMP)
+
+install-test: $(TEST_STAMP)
+	@# Browser tests drive Debian's Chromium (no browser download from the test tool).
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "Could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+
+## make run: the web app and a real Celery worker on the embedded default (SQLite + filesystem broker).
+run: migrate
+	@bash scripts/run.sh
+
+## make test: install what the tests need, then run them all (real worker, real broker).
+test: install-test
+	QUERN_DATA_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install-test
+	$(BIN)/python -m pytest tests/formats tests/test_query.py -p no:django
+
+clean:
+	rm -rf var/test var/broker

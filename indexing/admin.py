@@ -1,0 +1,136 @@
+"""Django admin: documents, jobs, chunks and records, each linked to the others and to task results."""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from indexing import services
+from indexing.models import Chunk, Document, Job, Record, Source
+
+
+def _link(viewname: str, pk, text) -> str:
+    return format_html('<a href="{}">{}</a>', reverse(viewname, args=[pk]), text)
+
+
+def _changelist(model: str, query: str, text) -> str:
+    return format_html('<a href="{}?{}">{}</a>', reverse(f"admin:indexing_{model}_changelist"), query, text)
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "format", "size", "live_job_link", "created_at")
+    list_filter = ("format", "created_at")
+    search_fields = ("name", "sha256", "title")
+    readonly_fields = ("sha256", "size", "file", "live_job_link", "jobs_link", "records_link", "created_at", "updated_at")
+    fields = ("name", "title", "format", "encoding", "size", "sha256", "file", "live_job_link", "jobs_link", "records_link", "created_at", "updated_at")
+    actions = ["reindex"]
+
+    @admin.display(description="live job")
+    def live_job_link(self, document: Document):
+        return _link("admin:indexing_job_change", document.live_job_id, f"#{document.live_job_id}") if document.live_job_id else "—"
+
+    @admin.display(description="jobs")
+    def jobs_link(self, document: Document):
+        return _changelist("job", f"document__id__exact={document.pk}", f"{document.jobs.count()} job(s)")
+
+    @admin.display(description="records")
+    def records_link(self, document: Document):
+        if not document.live_job_id:
+            return "—"
+        return _changelist("record", f"job__id__exact={document.live_job_id}", "live records")
+
+    @admin.action(description="Re-index the selected documents (a new job each)")
+    def reindex(self, request, queryset):
+        jobs = [services.reindex(document.pk, source=Source.ADMIN) for document in queryset]
+        self.message_user(request, f"Started {len(jobs)} re-index job(s).", messages.SUCCESS)
+
+
+class ChunkInline(admin.TabularInline):
+    model = Chunk
+    fields = ("number", "first_line", "units", "records", "start", "end", "done_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+    show_change_link = False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "document_link", "status", "source", "format", "progress", "records_indexed", "error_count", "created_at")
+    list_filter = ("status", "source", "format", "created_at")
+    search_fields = ("document__name", "=id", "sha256")
+    list_select_related = ("document",)
+    readonly_fields = (
+        "document_link", "status", "source", "format", "encoding", "size", "sha256", "file", "chunk_size",
+        "progress", "records_total", "records_indexed", "chunks_total", "chunks_done", "error_count",
+        "errors_list", "split_info", "created_at", "split_started_at", "split_finished_at", "finished_at",
+        "records_link", "tasks_link",
+    )
+    exclude = ("document", "errors", "utf8_path")
+    inlines = [ChunkInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="document", ordering="document__name")
+    def document_link(self, job: Job):
+        return _link("admin:indexing_document_change", job.document_id, job.document.name)
+
+    @admin.display(description="progress")
+    def progress(self, job: Job):
+        return format_html(
+            '<progress max="100" value="{}"></progress> {} / {} chunks', job.progress_percent, job.chunks_done, job.chunks_total
+        )
+
+    @admin.display(description="errors")
+    def errors_list(self, job: Job):
+        if not job.errors:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{}{}</li>",
+                ((f"line {e['line']}: " if e.get("line") else (f"record {e['record']}: " if e.get("record") is not None else ""), e.get("message", "")) for e in job.errors),
+            ),
+        )
+
+    @admin.display(description="records")
+    def records_link(self, job: Job):
+        return _changelist("record", f"job__id__exact={job.pk}", "this job's records")
+
+    @admin.display(description="task results")
+    def tasks_link(self, job: Job):
+        url = reverse("admin:django_celery_results_taskresult_changelist")
+        return format_html('<a href="{}?q={}">task results of this job</a>', url, f"({job.pk},")
+
+
+@admin.register(Record)
+class RecordAdmin(admin.ModelAdmin):
+    list_display = ("id", "key", "title_short", "document_link", "job_link", "ordinal")
+    search_fields = ("key", "title")
+    list_select_related = ("document",)
+    list_filter = ("document__format",)
+    readonly_fields = ("job_link", "document_link", "ordinal", "key", "title", "body", "fields")
+    exclude = ("job", "document", "search")
+    show_full_result_count = False  # a count over millions of rows on every page is slow
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("search")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="title")
+    def title_short(self, record: Record):
+        return (record.title or record.body)[:80]
+
+    @admin.display(description="document")
+    def document_link(self, record: Record):
+        return _link("admin:indexing_document_change", record.document_id, record.document.name)
+
+    @admin.display(description="job")
+    def job_link(self, record: Record):
+        return _link("admin:indexing_job_change", record.job_id, f"#{record.job_id}")

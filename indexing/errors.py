@@ -1,0 +1,25 @@
+"""Errors a person can act on: one family, each with a stable code."""
+from __future__ import annotations
+
+
+class QuernError(Exception):
+    """An error for the caller: `code` is stable, `message` says what, where and what to do."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, *, status: int | None = None, line: int | None = None, record: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.line = line
+        self.record = record
+        if status is not None:
+            self.status = status
+
+    def as_dict(self) -> dict:
+        out: dict = {"code": self.code, "message": self.message}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.record is not None:
+            out["record"] = self.record
+        return out

@@ -1,0 +1,207 @@
+"""HTML: one record per section; a section starts at each <h1>..<h6> outside script and style."""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING
+
+from indexing.formats.encoding import Utf8Source, decode_chunk
+from indexing.formats.records import ParsedRecord, RecordError
+
+if TYPE_CHECKING:
+    from indexing.formats.split import Outline
+
+HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+# Elements whose content is never visible text.
+HIDDEN = frozenset({"script", "style", "noscript", "template"})
+# Inline elements do not separate words; every other tag does.
+INLINE = frozenset(
+    "a abbr b bdi bdo cite code data dfn em font i kbd mark q s samp small span strong sub sup "
+    "time tt u var wbr".split()
+)
+
+
+class _Visibility(HTMLParser):
+    """Tracks whether the parser is in hidden content (script, style, …, or <head>)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hidden = 0  # depth of open HIDDEN elements
+        self.in_head = False
+        self.in_title = False
+
+    def track_start(self, tag: str) -> None:
+        if tag in HIDDEN:
+            self.hidden += 1
+        elif tag == "head":
+            self.in_head = True
+        elif tag == "body":
+            self.in_head = False
+        elif tag == "title":
+            self.in_title = True
+
+    def track_end(self, tag: str) -> None:
+        if tag in HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag == "head":
+            self.in_head = False
+        elif tag == "title":
+            self.in_title = False
+
+    @property
+    def visible(self) -> bool:
+        return not (self.hidden or self.in_head or self.in_title)
+
+
+class _Outliner(_Visibility):
+    """Finds section starts while the file streams through; positions come back as bytes."""
+
+    def __init__(self, start: int) -> None:
+        super().__init__()
+        self.blocks: deque[_Block] = deque()
+        self.preface = (start, 1)  # (byte, line) where text before the first heading starts
+        self.preface_text = False
+        self.seen_heading = False
+        self.starts: list[tuple[int, int]] = []
+        self.title: list[str] | None = None  # the first <title>'s text
+        self.title_done = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.track_start(tag)
+        if tag == "title" and self.title is None:
+            self.title = []
+        elif tag == "body" and not self.seen_heading:
+            line, col = self.getpos()
+            byte = self.byte_at(line, col)
+            text = self.get_starttag_text() or ""
+            self.preface = (byte + len(text.encode("utf-8")), line + text.count("\n"))
+            self.preface_text = False
+        elif tag in HEADINGS and self.visible:
+            line, col = self.getpos()
+            if not self.seen_heading:
+                self.seen_heading = True
+                if self.preface_text:
+                    self.starts.append(self.preface)
+            self.starts.append((self.byte_at(line, col), line))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.track_end(tag)
+        if tag == "title" and self.title is not None:
+            self.title_done = True
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            if not self.title_done:
+                self.title.append(data)
+        elif not self.seen_heading and self.visible and data.strip():
+            self.preface_text = True
+
+    def byte_at(self, line: int, col: int) -> int:
+        """The byte offset of HTMLParser's (line, column-in-characters) position."""
+        for block in reversed(self.blocks):
+            if block.line <= line:
+                return block.byte_at(line, col)
+        # Blocks are dropped only once the parser's position has passed them.
+        raise AssertionError(f"position {line}:{col} is before the blocks kept")
+
+
+class _Block:
+    def __init__(self, offset: int, line: int, data: bytes) -> None:
+        self.offset, self.line, self.data = offset, line, data
+        self.line_starts: list[int] | None = None
+        self.lines = data.count(b"\n") + 1
+
+    def byte_at(self, line: int, col: int) -> int:
+        if self.line_starts is None:
+            starts = [0]
+            find = self.data.find
+            at = find(b"\n")
+            while at >= 0:
+                starts.append(at + 1)
+                at = find(b"\n", at + 1)
+            self.line_starts = starts
+        start = self.line_starts[line - self.line]
+        text = self.data[start : start + 4 * col]  # a character is at most 4 bytes
+        if text.isascii():
+            return self.offset + start + col
+        return self.offset + start + len(text.decode("utf-8", "ignore")[:col].encode("utf-8"))
+
+
+def split_units(source: Utf8Source, outline: Outline) -> Iterator[tuple[int, int]]:
+    """Yield (byte, line) of each section; the text before the first heading counts if visible."""
+    outliner: _Outliner | None = None
+    for offset, line, block in source.blocks():
+        if outliner is None:
+            outliner = _Outliner(offset)
+        outliner.blocks.append(_Block(offset, line, block))
+        outliner.feed(block.decode("utf-8"))
+        yield from outliner.starts
+        outliner.starts.clear()
+        current = outliner.getpos()[0]
+        while len(outliner.blocks) > 1 and outliner.blocks[1].line <= current:
+            outliner.blocks.popleft()
+    if outliner is None:
+        return
+    outliner.close()
+    yield from outliner.starts
+    if not outliner.seen_heading and outliner.preface_text:
+        yield outliner.preface
+    if outliner.title is not None:
+        title = " ".join("".join(outliner.title).split())
+        outline.title = title or None
+
+
+class _Sections(_Visibility):
+    """Collects each section's heading text, visible body text, level and id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # [level, key, title parts, body parts]; the first is the text before any heading
+        self.sections: list[list] = [[0, None, [], []]]
+        self.heading: str | None = None  # the open heading tag
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.track_start(tag)
+        if tag in HEADINGS and self.visible:
+            key = dict(attrs).get("id") or None
+            self.sections.append([HEADINGS[tag], key, [], []])
+            self.heading = tag
+        elif tag not in INLINE:
+            self._parts().append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.track_end(tag)
+        if tag == self.heading:
+            self.heading = None
+        elif tag not in INLINE:
+            self._parts().append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if self.visible:
+            self._parts().append(data)
+
+    def _parts(self) -> list[str]:
+        section = self.sections[-1]
+        return section[2] if self.heading else section[3]
+
+
+def parse_sections(
+    data: bytes, *, first_ordinal: int, first_line: int
+) -> tuple[list[ParsedRecord], list[RecordError]]:
+    """Parse one chunk: a record per section (visible text only, whitespace collapsed)."""
+    parser = _Sections()
+    parser.feed(decode_chunk(data, first_line))
+    parser.close()
+    sections = parser.sections
+    preface = sections[0]
+    # The text before the first heading is a unit only when it shows some text, as in split_units.
+    if not any(part.strip() for part in preface[3]):
+        sections = sections[1:]
+    records = []
+    for ordinal, (level, key, title_parts, body_parts) in enumerate(sections, first_ordinal):
+        title = " ".join("".join(title_parts).split())
+        body = " ".join("".join(body_parts).split())
+        if title or body:
+            records.append(ParsedRecord(ordinal, key or str(ordinal), title, body, {"level": level}))
+    return records, []

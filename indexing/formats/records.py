@@ -1,0 +1,105 @@
+"""What every parser yields: records, per-record errors, and the one error that fails a document."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ParsedRecord:
+    """One searchable unit of a document: a CSV row, a JSON object, a section, a paragraph."""
+
+    ordinal: int  # 0-based position of the unit in its document, stable across runs
+    key: str  # the record's own id (an `id` column or field) or str(ordinal)
+    title: str
+    body: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """A bad record: reported on its job and skipped; the rest of the document is indexed."""
+
+    code: str
+    message: str
+    line: int | None = None
+    record: int | None = None  # ordinal of the bad unit
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.record is not None:
+            out["record"] = self.record
+        return out
+
+
+class ParseError(Exception):
+    """The document as a whole cannot be read: its job fails with this message.
+
+    `message` says what, where and what to do next, for a person.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        line: int | None = None,
+        record: int | None = None,
+        byte: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.line = line
+        self.record = record
+        self.byte = byte
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        for name in ("line", "record", "byte"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+# The first of these that a record has, non-empty, is its title.
+TITLE_FIELDS: tuple[str, ...] = ("title", "name", "headword", "heading", "subject")
+
+
+def record_from_object(ordinal: int, obj: dict[str, Any]) -> ParsedRecord:
+    """A JSON object as a record: `id` -> key, a title field -> title, string values -> body."""
+    key = obj.get("id")
+    if key is None or key == "":
+        key_text = str(ordinal)
+    elif isinstance(key, str):
+        key_text = key
+    elif isinstance(key, bool) or not isinstance(key, int):
+        key_text = _json_text(key)
+    else:
+        key_text = str(key)
+    title = ""
+    title_field = None
+    for name in TITLE_FIELDS:
+        value = obj.get(name)
+        if isinstance(value, str) and value.strip():
+            title, title_field = value.strip(), name
+            break
+    body: list[str] = []
+    for name, value in obj.items():
+        if name == "id" or name == title_field:
+            continue
+        if isinstance(value, str):
+            if value.strip():
+                body.append(value.strip())
+        elif isinstance(value, list):
+            body.extend(item.strip() for item in value if isinstance(item, str) and item.strip())
+    fields = {name: value for name, value in obj.items() if name != "id"}
+    return ParsedRecord(ordinal, key_text, title, "\n".join(body), fields)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,89 @@
+"""Chunk boundaries: stream a UTF-8 document once and cut it into chunks of whole record units."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from indexing.formats import csv as csv_format
+from indexing.formats import html as html_format
+from indexing.formats import json as json_format
+from indexing.formats import jsonl as jsonl_format
+from indexing.formats import markdown as markdown_format
+from indexing.formats import text as text_format
+from indexing.formats.encoding import Utf8Source
+from indexing.formats.records import ParseError
+
+FORMATS: tuple[str, ...] = ("csv", "jsonl", "json", "html", "markdown", "text")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Bytes [start, end) of the UTF-8 file, holding `units` whole record units."""
+
+    number: int  # 0-based
+    start: int  # byte offset (inclusive)
+    end: int  # byte offset (exclusive)
+    first_ordinal: int  # ordinal of the first unit in this chunk, counted across the document
+    first_line: int  # 1-based line number of byte `start`
+    units: int
+
+
+@dataclass
+class SplitResult:
+    chunks: list[Chunk]
+    units: int
+    header: list[str] | None = None  # CSV: the header row; chunk 0 starts after it
+    title: str | None = None  # HTML <title>, Markdown first level-1 heading
+    dialect: dict | None = None  # CSV: {"delimiter": ",", "quotechar": '"'} for parse_chunk
+
+
+@dataclass
+class Outline:
+    """What a format's splitter learns besides unit starts."""
+
+    header: list[str] | None = None
+    title: str | None = None
+    dialect: dict | None = None
+    end: int | None = None  # end of the last unit when it is not the end of the file (JSON)
+
+
+UnitSplitter = Callable[[Utf8Source, Outline], Iterator[tuple[int, int]]]
+
+_SPLITTERS: dict[str, UnitSplitter] = {
+    "csv": csv_format.split_units,
+    "jsonl": jsonl_format.split_units,
+    "json": json_format.split_units,
+    "html": html_format.split_units,
+    "markdown": markdown_format.split_units,
+    "text": text_format.split_units,
+}
+
+
+def split_document(stream: BinaryIO, fmt: str, chunk_size: int) -> SplitResult:
+    """Read `stream` (UTF-8) once, check its structure, and cut it into chunks of `chunk_size` units."""
+    splitter = _SPLITTERS.get(fmt)
+    if splitter is None:
+        raise ParseError(
+            "unknown_format",
+            f"Unknown format {fmt!r}. Quern reads csv, jsonl, json, html, markdown and text.",
+        )
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+    source = Utf8Source(stream, fmt)
+    outline = Outline()
+    starts: list[tuple[int, int, int]] = []  # (byte, line, ordinal) of each chunk's first unit
+    units = 0
+    countdown = 1
+    for start, line in splitter(source, outline):
+        countdown -= 1
+        if not countdown:
+            starts.append((start, line, units))
+            countdown = chunk_size
+        units += 1
+    end = source.end if outline.end is None else outline.end
+    chunks = []
+    for number, (start, line, ordinal) in enumerate(starts):
+        stop = starts[number + 1][0] if number + 1 < len(starts) else end
+        chunks.append(Chunk(number, start, stop, ordinal, line, min(chunk_size, units - ordinal)))
+    return SplitResult(chunks, units, outline.header, outline.title, outline.dialect)

@@ -1,0 +1,44 @@
+"""Plain text: one record per paragraph; paragraphs are separated by blank lines."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from indexing.formats.encoding import ASCII_SPACE, Utf8Source, decode_chunk
+from indexing.formats.records import ParsedRecord, RecordError
+
+if TYPE_CHECKING:
+    from indexing.formats.split import Outline
+
+
+def split_units(source: Utf8Source, outline: Outline) -> Iterator[tuple[int, int]]:
+    """Yield (byte, line) of the first line of each paragraph."""
+    number = 0
+    blank = True
+    for pos, part in source.lines():
+        number += 1
+        if not part.strip():
+            blank = True
+        elif blank:
+            blank = False
+            yield pos, number
+
+
+def parse_paragraphs(
+    data: bytes, *, first_ordinal: int, first_line: int
+) -> tuple[list[ParsedRecord], list[RecordError]]:
+    """Parse one chunk: a record per paragraph (title "", body = its lines)."""
+    text = decode_chunk(data, first_line)
+    records: list[ParsedRecord] = []
+    ordinal = first_ordinal
+    paragraph: list[str] = []
+    for line in [*text.split("\n"), ""]:
+        if line.strip(ASCII_SPACE):
+            paragraph.append(line.rstrip())
+        elif paragraph:
+            body = "\n".join(paragraph).strip()
+            if body:
+                records.append(ParsedRecord(ordinal, str(ordinal), "", body, {}))
+            ordinal += 1
+            paragraph = []
+    return records, []

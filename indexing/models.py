@@ -1,0 +1,148 @@
+"""Quern's tables: documents, jobs and their chunks, records (the index's content)."""
+from __future__ import annotations
+
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from django.urls import reverse
+
+
+class Source(models.TextChoices):
+    WEB = "web", "web form"
+    API = "api", "JSON API"
+    CLI = "cli", "command line"
+    AMQP = "amqp", "AMQP message"
+    ADMIN = "admin", "admin"
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    SPLITTING = "splitting"
+    INDEXING = "indexing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (Status.QUEUED, Status.SPLITTING, Status.INDEXING)
+FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+
+def document_upload_path(instance: "Document | Job", filename: str) -> str:
+    return f"documents/{instance.sha256[:2]}/{instance.sha256}"
+
+
+class Document(models.Model):
+    """A named document and the stored bytes of its current version."""
+
+    name = models.CharField(max_length=255, db_index=True)
+    format = models.CharField(max_length=16)
+    encoding = models.CharField(max_length=32, blank=True, help_text="Declared by the submitter; empty = UTF-8/UTF-16 by BOM.")
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    file = models.FileField(upload_to=document_upload_path, max_length=255)
+    title = models.CharField(max_length=500, blank=True, help_text="The HTML <title>, when there is one.")
+    # The job whose records search shows. Swapped by finalize in the transaction that makes
+    # a new version live: search joins on it, so a version is live all at once or not at all.
+    live_job = models.OneToOneField("Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class Job(models.Model):
+    """One run of the pipeline over one version of a document."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="jobs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    # The input this job reads (a replace brings new bytes; a re-index reuses the document's).
+    format = models.CharField(max_length=16)
+    encoding = models.CharField(max_length=32, blank=True)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(upload_to=document_upload_path, max_length=255)
+    chunk_size = models.PositiveIntegerField()
+    # What split found, for index_chunk: the UTF-8 copy to read (when transcoded), CSV header.
+    utf8_path = models.CharField(max_length=255, blank=True)
+    split_info = models.JSONField(default=dict, blank=True)
+    records_total = models.PositiveBigIntegerField(default=0)
+    records_indexed = models.PositiveBigIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    error_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    split_started_at = models.DateTimeField(null=True, blank=True)
+    split_finished_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"Job #{self.pk} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("job-detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == Status.SUCCEEDED:
+            return 100
+        if not self.chunks_total:
+            return 0
+        return int(100 * self.chunks_done / self.chunks_total)
+
+
+class Chunk(models.Model):
+    """A slice of a job's input; `done_at` set in the transaction that wrote its records."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    start = models.BigIntegerField()
+    end = models.BigIntegerField()
+    first_ordinal = models.PositiveBigIntegerField()
+    first_line = models.PositiveBigIntegerField()
+    units = models.PositiveIntegerField()
+    records = models.PositiveIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="unique_chunk_per_job")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.number} of job #{self.job_id}"
+
+
+class Record(models.Model):
+    """One searchable record, written by the job that parsed it; immutable once written."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="records")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="records")
+    ordinal = models.PositiveBigIntegerField()
+    key = models.CharField(max_length=255)
+    title = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    fields = models.JSONField(default=dict, blank=True)
+    # PostgreSQL only (title weight A, body B, config english; GIN index by migration).
+    # On SQLite the column stays empty and an FTS5 table holds the index.
+    search = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["job", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["job", "ordinal"], name="unique_record_per_job")]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.title[:60]}" if self.title else f"record {self.key}"

@@ -1,0 +1,66 @@
+"""The search backend interface: one implementation per database vendor."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from indexing.formats.records import ParsedRecord
+from indexing.query import Query
+
+# Markers the database puts around matches; the snippet is HTML-escaped, then they become <mark>.
+MARK_START = "\x02"
+MARK_END = "\x03"
+
+
+def snippet_to_html(raw: str) -> str:
+    escaped = html.escape(raw, quote=False)
+    return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+
+
+class Unsupported(Exception):
+    """A feature this database's backend does not have."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    score: float
+    snippet: str  # HTML: text escaped, matches in <mark>
+    record_id: int
+    key: str
+    title: str
+    fields: dict[str, Any]
+    document_id: int
+    document_name: str
+
+
+@dataclass
+class SearchPage:
+    total: int
+    hits: list[Hit] = field(default_factory=list)
+
+
+class SearchBackend:
+    """What the pipeline and the views need of full-text search; vendor SQL lives in subclasses."""
+
+    vendor = ""
+
+    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> None:
+        """Write records and their search entries (inside the caller's transaction)."""
+        raise NotImplementedError
+
+    def remove_range(self, *, job_id: int, first_ordinal: int, last_ordinal: int) -> int:
+        """Remove a job's records (and entries) with ordinals in [first, last]; return how many."""
+        raise NotImplementedError
+
+    def remove_job(self, job_id: int, *, batch: int = 20_000) -> int:
+        """Remove all of a job's records and entries, in batches; return how many."""
+        raise NotImplementedError
+
+    def search(self, query: Query, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
+        """Ranked live records matching `query`; an empty query finds nothing."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Drop every search entry (tests; a full rebuild)."""
+        raise NotImplementedError

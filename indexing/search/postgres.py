@@ -1,0 +1,117 @@
+"""PostgreSQL full-text search: Record.search (tsvector, title A / body B, config english) + GIN."""
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
+from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat
+
+from indexing.formats.records import ParsedRecord
+from indexing.models import Record
+from indexing.query import Query, to_websearch
+
+from .base import MARK_END, MARK_START, Hit, SearchBackend, SearchPage, snippet_to_html
+
+CONFIG = "english"
+
+# One statement per chunk: the arrays travel once, the tsvector is computed by the server.
+_INSERT = f"""
+INSERT INTO indexing_record (job_id, document_id, ordinal, key, title, body, fields, search)
+SELECT %s, %s, u.ordinal, u.key, u.title, u.body, u.fields::jsonb,
+       setweight(to_tsvector('{CONFIG}', u.title), 'A') || setweight(to_tsvector('{CONFIG}', u.body), 'B')
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[]) AS u(ordinal, key, title, body, fields)
+"""
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; a JSON "\u0000" would otherwise fail the whole chunk.
+    return value.replace("\x00", " ") if "\x00" in value else value
+
+
+class PostgresBackend(SearchBackend):
+    vendor = "postgresql"
+
+    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> None:
+        if not records:
+            return
+        ordinals = [r.ordinal for r in records]
+        keys = [_text(r.key) for r in records]
+        titles = [_text(r.title) for r in records]
+        bodies = [_text(r.body) for r in records]
+        fields = [_text(json.dumps(r.fields, ensure_ascii=False)) for r in records]
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT, [job_id, document_id, ordinals, keys, titles, bodies, fields])
+
+    def remove_range(self, *, job_id: int, first_ordinal: int, last_ordinal: int) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM indexing_record WHERE job_id = %s AND ordinal BETWEEN %s AND %s",
+                [job_id, first_ordinal, last_ordinal],
+            )
+            return cursor.rowcount
+
+    def remove_job(self, job_id: int, *, batch: int = 20_000) -> int:
+        removed = 0
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "DELETE FROM indexing_record WHERE id IN"
+                    " (SELECT id FROM indexing_record WHERE job_id = %s LIMIT %s)",
+                    [job_id, batch],
+                )
+                if cursor.rowcount == 0:
+                    return removed
+                removed += cursor.rowcount
+
+    def search(self, query: Query, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
+        text = to_websearch(query)
+        if text is None:
+            return SearchPage(total=0)
+        tsquery = SearchQuery(text, search_type="websearch", config=CONFIG)
+        matches = Record.objects.filter(search=tsquery, document__live_job=F("job_id"))
+        if document_id is not None:
+            matches = matches.filter(document_id=document_id)
+        total = matches.count()
+        if total == 0 or offset >= total:
+            return SearchPage(total=total)
+        page = (
+            matches.annotate(
+                rank=SearchRank(F("search"), tsquery, cover_density=True),
+                snip=SearchHeadline(
+                    Concat("title", Value("\n"), "body"),
+                    tsquery,
+                    config=CONFIG,
+                    start_sel=MARK_START,
+                    stop_sel=MARK_END,
+                    max_words=35,
+                    min_words=15,
+                    max_fragments=2,
+                    fragment_delimiter=" … ",
+                ),
+            )
+            .order_by("-rank", "id")
+            .values_list("rank", "snip", "id", "key", "title", "fields", "document_id", "document__name")[
+                offset : offset + limit
+            ]
+        )
+        hits = [
+            Hit(
+                score=round(float(rank), 6),
+                snippet=snippet_to_html(snip or ""),
+                record_id=record_id,
+                key=key,
+                title=title,
+                fields=fields or {},
+                document_id=doc_id,
+                document_name=doc_name,
+            )
+            for rank, snip, record_id, key, title, fields, doc_id, doc_name in page
+        ]
+        return SearchPage(total=total, hits=hits)
+
+    def clear(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE indexing_record SET search = NULL")

@@ -1,0 +1,400 @@
+"""The only code that writes: submit, split, index a chunk, finalize, fail, purge, reconcile.
+
+Every function here may run twice for the same job (at-least-once delivery); each guards its
+state change with a row lock and the status it expects, so a second run changes nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import IO, Any
+
+from celery import current_app
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+from kombu.exceptions import KombuError
+
+from indexing.errors import QuernError
+from indexing.formats import detect_format, parse_chunk, split_document
+from indexing.formats.encoding import sniff_encoding, transcode_to_utf8
+from indexing.formats.records import ParseError
+from indexing.models import ACTIVE_STATUSES, FINISHED_STATUSES, Chunk, Document, Job, Record, Source, Status
+from indexing.search import get_backend
+
+logger = logging.getLogger(__name__)
+
+HEAD_BYTES = 64 * 1024
+MAX_STORED_ERRORS = 1000  # per job; error_count keeps the full number
+COPY_BLOCK = 1 << 20
+
+
+# --- sending tasks ------------------------------------------------------------------------
+
+
+def _send_now(messages: list[tuple[str, list[Any]]]) -> None:
+    try:
+        with current_app.producer_or_acquire() as producer:
+            for task_name, args in messages:
+                current_app.send_task(task_name, args=args, producer=producer)
+    except (KombuError, OSError):
+        # The broker is down at commit: the rows are committed and say what is left to do;
+        # reconcile re-sends it when the broker is back (PITFALLS.md, "Enqueue on commit").
+        logger.exception("Could not publish %d message(s); reconcile will re-send them", len(messages))
+
+
+def send_after_commit(messages: list[tuple[str, list[Any]]]) -> None:
+    """Publish task messages once the current transaction commits (at once outside one)."""
+    if messages:
+        transaction.on_commit(lambda: _send_now(messages))
+
+
+# --- submit -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    name: str  # storage name, content-addressed
+    size: int
+    sha256: str
+    head: bytes
+
+
+def store_stream(stream: IO[bytes]) -> StoredFile:
+    """Stream an upload into storage under its sha256, never holding it whole in memory."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    limit = settings.QUERN_MAX_UPLOAD_BYTES
+    with tempfile.TemporaryFile() as spool:
+        while block := stream.read(COPY_BLOCK):
+            if isinstance(block, str):
+                block = block.encode("utf-8")
+            if len(head) < HEAD_BYTES:
+                head += block[: HEAD_BYTES - len(head)]
+            size += len(block)
+            if size > limit:
+                raise QuernError(
+                    "too_large",
+                    f"The document is larger than the limit of {limit:,} bytes (QUERN_MAX_UPLOAD_BYTES).",
+                    status=413,
+                )
+            digest.update(block)
+            spool.write(block)
+        sha256 = digest.hexdigest()
+        name = f"documents/{sha256[:2]}/{sha256}"
+        if not default_storage.exists(name):
+            spool.seek(0)
+            name = default_storage.save(name, File(spool))
+    return StoredFile(name=name, size=size, sha256=sha256, head=head)
+
+
+def _checked_chunk_size(chunk_size: int | None) -> int:
+    if chunk_size is None:
+        return settings.QUERN_CHUNK_SIZE
+    if not 1 <= chunk_size <= settings.QUERN_MAX_CHUNK_SIZE:
+        raise QuernError("bad_chunk_size", f"chunk_size must be between 1 and {settings.QUERN_MAX_CHUNK_SIZE:,}; got {chunk_size}.")
+    return chunk_size
+
+
+def submit(
+    stream: IO[bytes],
+    *,
+    name: str,
+    source: str = Source.API,
+    format: str | None = None,
+    encoding: str | None = None,
+    chunk_size: int | None = None,
+    replace: int | None = None,
+) -> Job:
+    """Store a document (or a new version of `replace`) and its job; split after commit."""
+    name = (name or "").strip()[:255]
+    if not name:
+        raise QuernError("missing_name", "A document needs a name (a file name, or the name field).")
+    chunk_size = _checked_chunk_size(chunk_size)
+    stored = store_stream(stream)
+    if stored.size == 0:
+        raise QuernError("empty_document", f"{name} is empty: there is nothing to index.")
+    try:
+        fmt = detect_format(format or None, name, stored.head)
+        sniff_encoding(stored.head, encoding or None)  # rejects an unknown declared encoding now
+    except ParseError as error:
+        raise QuernError(error.code, error.message, status=415 if error.code == "unknown_format" else 400) from error
+    with transaction.atomic():
+        if replace is not None:
+            document = Document.objects.filter(pk=replace).first()
+            if document is None:
+                raise QuernError("no_such_document", f"There is no document {replace} to replace.", status=404)
+        else:
+            document = Document.objects.create(
+                name=name, format=fmt, encoding=encoding or "", size=stored.size, sha256=stored.sha256, file=stored.name
+            )
+        job = Job.objects.create(
+            document=document,
+            source=source,
+            format=fmt,
+            encoding=encoding or "",
+            size=stored.size,
+            sha256=stored.sha256,
+            file=stored.name,
+            chunk_size=chunk_size,
+        )
+        send_after_commit([("quern.split", [job.pk])])
+    return job
+
+
+def reindex(document_id: int, *, source: str = Source.ADMIN, chunk_size: int | None = None) -> Job:
+    """A new job over the document's stored bytes; the live version stays until it succeeds."""
+    with transaction.atomic():
+        document = Document.objects.get(pk=document_id)
+        job = Job.objects.create(
+            document=document,
+            source=source,
+            format=document.format,
+            encoding=document.encoding,
+            size=document.size,
+            sha256=document.sha256,
+            file=document.file.name,
+            chunk_size=_checked_chunk_size(chunk_size),
+        )
+        send_after_commit([("quern.split", [job.pk])])
+    return job
+
+
+# --- split --------------------------------------------------------------------------------
+
+
+def _utf8_copy(job: Job) -> str:
+    """The job's input as a UTF-8 file in storage (only for inputs in another encoding)."""
+    name = f"utf8/job-{job.pk}.txt"
+    with default_storage.open(job.file.name, "rb") as head_file:
+        codec = sniff_encoding(head_file.read(HEAD_BYTES), job.encoding or None)
+    if codec in ("utf-8", "utf-8-sig"):
+        return ""
+    if default_storage.exists(name):  # a previous, interrupted run of this split
+        default_storage.delete(name)
+    with default_storage.open(job.file.name, "rb") as source, tempfile.TemporaryFile() as target:
+        transcode_to_utf8(source, target, codec)
+        target.seek(0)
+        return default_storage.save(name, File(target))
+
+
+def split(job_id: int) -> None:
+    """Find the job's chunk boundaries, store them, and send one index_chunk per chunk."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        # SPLITTING too: a split whose worker died is redelivered and runs again from the start.
+        if job is None or job.status not in (Status.QUEUED, Status.SPLITTING):
+            return
+        job.status = Status.SPLITTING
+        job.split_started_at = timezone.now()
+        job.save(update_fields=["status", "split_started_at", "updated_at"])
+    try:
+        utf8_path = _utf8_copy(job)
+        with default_storage.open(utf8_path or job.file.name, "rb") as stream:
+            result = split_document(stream, job.format, job.chunk_size)
+    except ParseError as error:
+        fail(job_id, error.as_dict())
+        return
+    if result.units == 0:
+        fail(job_id, {"code": "no_records", "message": f"{job.document.name} holds no {job.format} records to index."})
+        return
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.status != Status.SPLITTING:  # cancelled meanwhile, or another run finished first
+            return
+        Chunk.objects.filter(job=job).delete()
+        Chunk.objects.bulk_create(
+            Chunk(
+                job=job,
+                number=c.number,
+                start=c.start,
+                end=c.end,
+                first_ordinal=c.first_ordinal,
+                first_line=c.first_line,
+                units=c.units,
+            )
+            for c in result.chunks
+        )
+        job.utf8_path = utf8_path
+        job.split_info = {"header": result.header, "dialect": result.dialect, "title": result.title}
+        job.records_total = result.units
+        job.chunks_total = len(result.chunks)
+        job.status = Status.INDEXING
+        job.split_finished_at = timezone.now()
+        job.save()
+        send_after_commit([("quern.index_chunk", [job.pk, c.number]) for c in result.chunks])
+
+
+# --- index a chunk ------------------------------------------------------------------------
+
+
+class _Abandon(Exception):
+    """Roll back a chunk's writes: its job stopped (cancelled, failed) while it ran."""
+
+
+def _read_range(job: Job, start: int, end: int) -> bytes:
+    with default_storage.open(job.utf8_path or job.file.name, "rb") as stream:
+        stream.seek(start)
+        return stream.read(end - start)
+
+
+def index_chunk(job_id: int, number: int) -> None:
+    """Parse one chunk and, in one transaction, replace its records and mark it done."""
+    chunk = Chunk.objects.select_related("job").filter(job_id=job_id, number=number).first()
+    if chunk is None or chunk.done_at is not None or chunk.job.status != Status.INDEXING:
+        return
+    job = chunk.job
+    records, errors = parse_chunk(
+        _read_range(job, chunk.start, chunk.end),
+        job.format,
+        first_ordinal=chunk.first_ordinal,
+        first_line=chunk.first_line,
+        header=job.split_info.get("header"),
+        dialect=job.split_info.get("dialect"),
+    )
+    backend = get_backend()
+    try:
+        with transaction.atomic():
+            # The chunk's lock serializes two deliveries of the same chunk; the second sees done.
+            if Chunk.objects.select_for_update().filter(pk=chunk.pk, done_at=None).first() is None:
+                return
+            backend.remove_range(
+                job_id=job_id, first_ordinal=chunk.first_ordinal, last_ordinal=chunk.first_ordinal + chunk.units - 1
+            )
+            backend.index_records(job_id=job_id, document_id=job.document_id, records=records)
+            # The job's lock, taken last and held briefly, makes "was this the last chunk?" exact
+            # even when two chunks commit at the same moment.
+            job = Job.objects.select_for_update().get(pk=job_id)
+            if job.status != Status.INDEXING:
+                raise _Abandon
+            Chunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now(), records=len(records))
+            job.records_indexed += len(records)
+            job.chunks_done += 1
+            if errors:
+                room = MAX_STORED_ERRORS - len(job.errors)
+                job.errors = job.errors + [e.as_dict() for e in errors[: max(room, 0)]]
+                job.error_count += len(errors)
+            job.save(update_fields=["records_indexed", "chunks_done", "errors", "error_count", "updated_at"])
+            if job.chunks_done == job.chunks_total:
+                send_after_commit([("quern.finalize", [job_id])])
+    except _Abandon:
+        return
+
+
+# --- finish -------------------------------------------------------------------------------
+
+
+def finalize(job_id: int) -> None:
+    """Make the job's records live and retire the document's previous version, atomically."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("document").filter(pk=job_id).first()
+        if job is None or job.status != Status.INDEXING or job.chunks_done < job.chunks_total:
+            return
+        if job.records_indexed == 0:
+            _mark_failed(
+                job,
+                {
+                    "code": "no_valid_records",
+                    "message": f"None of the {job.records_total:,} records could be indexed; the errors above say why.",
+                },
+            )
+            return
+        document = Document.objects.select_for_update().get(pk=job.document_id)
+        previous = document.live_job_id
+        job.status = Status.SUCCEEDED
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "finished_at", "updated_at"])
+        if previous is not None and previous > job.pk:
+            # A newer version went live first (two jobs for one document): it stays live.
+            send_after_commit([("quern.purge_job", [job.pk])])
+            return
+        document.live_job = job
+        document.format, document.encoding = job.format, job.encoding
+        document.size, document.sha256, document.file = job.size, job.sha256, job.file.name
+        document.title = (job.split_info.get("title") or "")[:500]
+        document.save()
+        if previous is not None:
+            send_after_commit([("quern.purge_job", [previous])])
+
+
+def _mark_failed(job: Job, error: dict[str, Any]) -> None:
+    job.status = Status.FAILED
+    job.finished_at = timezone.now()
+    job.errors = job.errors + [error]
+    job.error_count += 1
+    job.save(update_fields=["status", "finished_at", "errors", "error_count", "updated_at"])
+    send_after_commit([("quern.purge_job", [job.pk])])
+
+
+def fail(job_id: int, error: dict[str, Any]) -> None:
+    """End an unfinished job as failed with an error a person can read; its rows are removed."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status in FINISHED_STATUSES:
+            return
+        _mark_failed(job, error)
+
+
+def purge_job(job_id: int) -> int:
+    """Remove the records of a job that is not live (superseded, failed, cancelled)."""
+    job = Job.objects.filter(pk=job_id).select_related("document").first()
+    if job is None or job.status in ACTIVE_STATUSES or job.document.live_job_id == job.pk:
+        return 0
+    removed = get_backend().remove_job(job_id)
+    if job.utf8_path and default_storage.exists(job.utf8_path):
+        default_storage.delete(job.utf8_path)
+    return removed
+
+
+# --- reconcile ----------------------------------------------------------------------------
+
+
+def reconcile(now=None) -> dict[str, int]:
+    """Re-send what lost messages left undone; the database, not the broker, is the record."""
+    now = now or timezone.now()
+    idle = now - timedelta(seconds=settings.QUERN_RECONCILE_AFTER)
+    # A split may legitimately run up to the task time limit before it looks lost.
+    split_idle = idle - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    messages: list[tuple[str, list[Any]]] = []
+    touched: list[int] = []
+    counts = {"split": 0, "index_chunk": 0, "finalize": 0, "purge_job": 0}
+
+    for job_id in Job.objects.filter(status=Status.QUEUED, updated_at__lt=idle).values_list("pk", flat=True):
+        messages.append(("quern.split", [job_id]))
+        touched.append(job_id)
+    for job_id in Job.objects.filter(status=Status.SPLITTING, updated_at__lt=split_idle).values_list("pk", flat=True):
+        messages.append(("quern.split", [job_id]))
+        touched.append(job_id)
+    counts["split"] = len(messages)
+    for job_id in Job.objects.filter(status=Status.INDEXING, updated_at__lt=idle).values_list("pk", flat=True):
+        undone = list(Chunk.objects.filter(job_id=job_id, done_at=None).values_list("number", flat=True))
+        if undone:
+            messages.extend(("quern.index_chunk", [job_id, n]) for n in undone)
+            counts["index_chunk"] += len(undone)
+        else:
+            messages.append(("quern.finalize", [job_id]))
+            counts["finalize"] += 1
+        touched.append(job_id)
+    leftovers = (
+        Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=idle)
+        .exclude(document__live_job=F("pk"))
+        .filter(Exists(Record.objects.filter(job_id=OuterRef("pk"))))
+        .values_list("pk", flat=True)
+    )
+    for job_id in leftovers:
+        messages.append(("quern.purge_job", [job_id]))
+        counts["purge_job"] += 1
+    # Touch what was re-sent, so the next run waits another interval before re-sending it.
+    Job.objects.filter(pk__in=touched).update(updated_at=now)
+    _send_now(messages)
+    if any(counts.values()):
+        logger.warning("reconcile re-sent %s", counts)
+    return counts
+

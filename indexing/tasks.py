@@ -1,0 +1,64 @@
+"""Celery tasks: short shells around services; messages carry ids and chunk numbers only."""
+from __future__ import annotations
+
+import logging
+
+from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
+
+from indexing import services
+
+logger = logging.getLogger(__name__)
+
+
+class JobTask(Task):
+    """A pipeline step of one job: retried on a passing database error, else fails its job."""
+
+    # Passing faults (a locked SQLite file, a dropped connection) get a few quick retries;
+    # backoff stays in seconds so no message waits near RabbitMQ's consumer_timeout.
+    autoretry_for = (OperationalError, InterfaceError)
+    max_retries = 4
+    retry_backoff = 1
+    retry_backoff_max = 20
+    retry_jitter = True
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        job_id = args[0] if args else kwargs.get("job_id")
+        if job_id is None:
+            return
+        step = self.name.removeprefix("quern.").replace("_", " ")
+        where = f" (chunk {args[1]})" if len(args) > 1 else ""
+        logger.error("Task %s for job %s failed", self.name, job_id, exc_info=exc)
+        services.fail(
+            job_id,
+            {
+                "code": "internal_error",
+                "message": f"Quern failed while running {step}{where}: {type(exc).__name__}: {exc}. "
+                "Nothing else was changed; retry the job, and report it if it fails again.",
+            },
+        )
+
+
+@shared_task(name="quern.split", base=JobTask)
+def split(job_id: int) -> None:
+    services.split(job_id)
+
+
+@shared_task(name="quern.index_chunk", base=JobTask)
+def index_chunk(job_id: int, chunk: int) -> None:
+    services.index_chunk(job_id, chunk)
+
+
+@shared_task(name="quern.finalize", base=JobTask)
+def finalize(job_id: int) -> None:
+    services.finalize(job_id)
+
+
+@shared_task(name="quern.purge_job")
+def purge_job(job_id: int) -> int:
+    return services.purge_job(job_id)
+
+
+@shared_task(name="quern.reconcile")
+def reconcile() -> dict[str, int]:
+    return services.reconcile()

@@ -1,0 +1,73 @@
+"""The web pages: upload, jobs with live progress, search."""
+from __future__ import annotations
+
+import io
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+
+from indexing import services
+from indexing.api import job_json, run_search
+from indexing.errors import QuernError
+from indexing.forms import UploadForm
+from indexing.models import Job, Source
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    status_code = 303
+
+
+def upload(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return render(request, "indexing/upload.html", {"form": UploadForm()})
+    form = UploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = form.cleaned_data
+        stream = data["file"] or io.BytesIO(data["text"].encode("utf-8"))
+        name = (data["name"] or "").strip() or data["file"].name
+        try:
+            job = services.submit(
+                stream,
+                name=name,
+                source=Source.WEB,
+                format=data["format"] or None,
+                encoding=data["encoding"] or None,
+                chunk_size=data["chunk_size"],
+            )
+        except QuernError as error:
+            form.add_error(None, error.message)
+        else:
+            return HttpResponseSeeOther(job.get_absolute_url())
+    return render(request, "indexing/upload.html", {"form": form}, status=400)
+
+
+def job_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(Job.objects.select_related("document"), settings.QUERN_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "indexing/job_list.html", {"page": page})
+
+
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(Job.objects.select_related("document"), pk=job_id)
+    return render(request, "indexing/job_detail.html", {"job": job, "job_json": job_json(job)})
+
+
+def search(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "").strip()
+    per_page = 10
+    try:
+        page_number = max(1, min(int(request.GET.get("page", "1")), 1000))
+    except ValueError:
+        page_number = 1
+    results = run_search(q, limit=per_page, offset=(page_number - 1) * per_page, document_id=None) if q else None
+    context = {"q": q, "results": results, "page_number": page_number}
+    if results:
+        last_page = (results["total"] + per_page - 1) // per_page
+        context.update(
+            first_shown=results["offset"] + 1 if results["hits"] else 0,
+            last_shown=results["offset"] + len(results["hits"]),
+            previous_page=page_number - 1 if page_number > 1 else None,
+            next_page=page_number + 1 if page_number < last_page else None,
+        )
+    return render(request, "indexing/search.html", context)

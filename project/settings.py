@@ -1,0 +1,164 @@
+"""Quern settings: everything comes from the environment, with safe embedded defaults.
+
+Every setting is listed in README.md ("Settings").
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+# Where the embedded default keeps its database, broker folders and uploaded files.
+QUERN_DATA_DIR = Path(os.environ.get("QUERN_DATA_DIR", BASE_DIR / "var")).resolve()
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "quern-insecure-development-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", True)
+ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "django_celery_results",
+    "indexing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    
+]
+
+ROOT_URLCONF = "project.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "project.wsgi.application"
+
+# --- Database: SQLite file by default, PostgreSQL through DATABASE_URL ---------------------
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{QUERN_DATA_DIR / 'quern.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several worker processes write at once: WAL + BEGIN IMMEDIATE + a busy timeout, or
+    # "database is locked" at once (PITFALLS.md). Connections are cheap: no persistence.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("QUERN_TEST_DB", str(QUERN_DATA_DIR / "test.sqlite3"))}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("QUERN_STATIC_ROOT", QUERN_DATA_DIR / "static")).resolve()
+MEDIA_ROOT = Path(os.environ.get("QUERN_MEDIA_ROOT", QUERN_DATA_DIR / "media")).resolve()
+MEDIA_URL = "media/"
+
+# Uploads stream to a temporary file past 2.5 MB; Quern never holds a whole upload in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("QUERN_MAX_JSON_BYTES", 50 * 1024 * 1024)
+
+# --- Quern --------------------------------------------------------------------------------
+QUERN_CHUNK_SIZE = env_int("QUERN_CHUNK_SIZE", 5000)  # records per index_chunk task
+QUERN_MAX_CHUNK_SIZE = 100_000
+QUERN_MAX_UPLOAD_BYTES = env_int("QUERN_MAX_UPLOAD_BYTES", 2 * 1024**3)
+QUERN_RECONCILE_INTERVAL = env_int("QUERN_RECONCILE_INTERVAL", 30)  # seconds between reconcile runs
+QUERN_RECONCILE_AFTER = env_int("QUERN_RECONCILE_AFTER", 60)  # a step idle this long is re-sent
+QUERN_PAGE_SIZE = 20
+
+# --- Celery -------------------------------------------------------------------------------
+BROKER_DIR = QUERN_DATA_DIR / "broker"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for _folder in ("queue", "processed"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # One folder for both directions; processed messages are not kept (a processed_folder
+        # equal to the queue folder makes messages silently never consumed: PITFALLS.md).
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+        # Every hop costs about one polling interval (1 s by default: a 1-chunk job took 4 s).
+        "polling_interval": float(os.environ.get("QUERN_FILESYSTEM_POLL", "0.05")),
+    }
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# RabbitMQ closes a channel whose message stays unacked past consumer_timeout (30 min) and the
+# worker exits: every task ends long before that; big work is more chunks.
+CELERY_TASK_TIME_LIMIT = env_int("QUERN_TASK_TIME_LIMIT", 600)
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_QUEUES = (Queue("ingest", durable=True), Queue("index", durable=True))
+CELERY_TASK_DEFAULT_QUEUE = "ingest"
+CELERY_TASK_ROUTES = {
+    "quern.split": {"queue": "ingest"},
+    "quern.reconcile": {"queue": "ingest"},
+    "quern.index_chunk": {"queue": "index"},
+    "quern.finalize": {"queue": "index"},
+    "quern.purge_job": {"queue": "index"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "reconcile": {"task": "quern.reconcile", "schedule": float(QUERN_RECONCILE_INTERVAL)},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(QUERN_DATA_DIR / "celerybeat-schedule")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"indexing": {"handlers": ["console"], "level": os.environ.get("QUERN_LOG_LEVEL", "INFO")}},
+}

@@ -1,0 +1,120 @@
+"""Shared fixtures: a real `celery worker` process on the test database, and waiting helpers."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 60, interval: float = 0.05, message: str = "condition"):
+    """Poll until `condition()` is truthy; fail the test at the deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def wait_for_job(job_id: int, *, timeout: float = 90):
+    from indexing.models import Job
+
+    return wait_for(
+        lambda: (job := Job.objects.select_related("document").get(pk=job_id)).is_finished and job,
+        timeout=timeout,
+        message=f"job {job_id} to finish",
+    )
+
+
+def _database_url(db: dict) -> str:
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def purge_queues() -> None:
+    """Drop messages a previous run left on the broker (they name rows that no longer exist)."""
+    from kombu import Queue
+
+    from project.celery import app
+
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for name in ("ingest", "index"):
+            queue = Queue(name, durable=True).bind(channel)
+            queue.declare()
+            queue.purge()
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real `celery -A project worker` process (2 pool processes) on the test database."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        db = connection.settings_dict
+        purge_queues()
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {**os.environ, "DATABASE_URL": _database_url(db), "QUERN_DATA_DIR": str(settings.QUERN_DATA_DIR)}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "ingest,index", "-c", "2",
+             "-n", f"test-{os.getpid()}@localhost", "-l", "info"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_for(lambda: b" ready." in log_path.read_bytes() or process.poll() is not None, timeout=60, message="worker to start")
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited at start:\n{log_path.read_text()}")
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if os.environ.get("QUERN_SHOW_WORKER_LOG"):
+            sys.stderr.write(log_path.read_text())
+
+
+@pytest.fixture
+def clean_index(transactional_db):
+    """Flushing tables between transactional tests does not reach the FTS5 table: clear it."""
+    from indexing.search import get_backend
+
+    get_backend().clear()
+    yield
+    get_backend().clear()
+
+
+@pytest.fixture
+def pipeline(worker, clean_index):
+    """A transactional test with the real worker running against its database."""
+    return worker
+
+
+@pytest.fixture
+def captured_messages(monkeypatch):
+    """Keep task messages off the broker: services run in-process, step by step."""
+    from indexing import services
+
+    sent: list[tuple[str, list]] = []
+    monkeypatch.setattr(services, "_send_now", lambda messages: sent.extend(messages))
+    return sent

@@ -1,0 +1,64 @@
+"""HTML: sections at headings, visible text only, <title> captured."""
+from __future__ import annotations
+
+import io
+
+from indexing.formats import split_document
+
+
+def test_html_title_is_captured_and_entities_decoded(read_document, fixture_bytes):
+    result, _, _ = read_document(fixture_bytes("page.html"), "html")
+    assert result.title == "Quern & friends"
+
+
+def test_html_headings_start_sections_and_script_style_are_ignored(read_document, fixture_bytes):
+    result, records, errors = read_document(fixture_bytes("page.html"), "html")
+    assert result.units == 5  # preface, h1, h2, h3, and an empty h2 (skipped when parsed)
+    assert errors == []
+    assert [(r.ordinal, r.key, r.title, r.fields["level"]) for r in records] == [
+        (0, "0", "", 0),
+        (1, "top", "Welcome to Quern", 1),
+        (2, "2", "Second section", 2),
+        (3, "deep", "Déjà vu", 3),
+    ]
+    text = " ".join(r.title + " " + r.body for r in records)
+    assert "not a heading" not in text and "hidden" not in text and "JavaScript" not in text
+
+
+def test_html_body_is_visible_text_with_whitespace_collapsed(read_document, fixture_bytes):
+    _, records, _ = read_document(fixture_bytes("page.html"), "html")
+    assert records[0].body == "Intro text before any heading."
+    assert records[1].body == "First paragraph — café."
+    assert records[2].body == "one two"
+
+
+def test_html_first_chunk_starts_after_the_body_tag(fixture_bytes):
+    data = fixture_bytes("page.html")
+    result = split_document(io.BytesIO(data), "html", 1)
+    assert result.chunks[0].start == data.index(b"<body>") + len(b"<body>")
+    assert [data[c.start : c.start + 3] for c in result.chunks[1:]] == [b"<h1", b"<h2", b"<h3", b"<h2"]
+    assert [c.first_line for c in result.chunks] == [8, 10, 14, 16, 18]
+
+
+def test_html_without_visible_text_before_the_first_heading_has_no_preface(read_document):
+    result, records, _ = read_document(b"<html><body>\n  <script>x</script>\n<h2>A</h2>b</body></html>", "html")
+    assert result.units == 1
+    assert [(r.ordinal, r.title, r.body) for r in records] == [(0, "A", "b")]
+
+
+def test_html_without_headings_is_one_section(read_document):
+    result, records, _ = read_document(b"<p>Only <b>text</b> here</p>", "html")
+    assert result.units == 1
+    assert [(r.title, r.body) for r in records] == [("", "Only text here")]
+
+
+def test_html_heading_offsets_are_bytes_after_multibyte_text(fixture_bytes):
+    data = "<p>ééé</p><h2>Ä</h2>\n<p>ü</p> <h3>B</h3>".encode()
+    result = split_document(io.BytesIO(data), "html", 1)
+    assert [data[c.start : c.start + 4] for c in result.chunks] == [b"<p>\xc3", b"<h2>", b"<h3>"]
+
+
+def test_html_head_content_is_not_a_preface(read_document):
+    result, records, _ = read_document(b"<html><head><title>T</title><meta charset=utf-8></head><h1>H</h1>x", "html")
+    assert result.title == "T"
+    assert [(r.title, r.body) for r in records] == [("H", "x")]

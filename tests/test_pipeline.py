@@ -1,0 +1,215 @@
+"""End to end: documents in through the form, the API and the command; a real worker; search out."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+
+from indexing.models import Chunk, Document, Job, Record, Status
+from indexing.search import get_backend
+from indexing.query import parse_query
+from tests.conftest import wait_for_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_csv(rows: int, *, marker_row: int | None = None, marker: str = "zanzibarite") -> bytes:
+    lines = ["id,name,text"]
+    for n in range(1, rows + 1):
+        text = f"ordinary sentence number {n} about apples and pears"
+        if n == marker_row:
+            text = f"the only row that mentions {marker} at all"
+        lines.append(f'{n},item {n},"{text}"')
+    return ("\n".join(lines) + "\n").encode()
+
+
+def api_search(client, q: str, **params) -> dict:
+    response = client.get("/api/search", {"q": q, **params})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_csv_uploaded_through_the_form_is_found_by_search(client, pipeline):
+    upload = io.BytesIO(make_csv(3000, marker_row=500))
+    upload.name = "things.csv"
+    response = client.post("/", {"file": upload, "chunk_size": 400})
+    assert response.status_code == 303
+    job = Job.objects.get()
+    assert response["Location"] == f"/jobs/{job.pk}/"
+
+    job = wait_for_job(job.pk)
+    assert job.status == Status.SUCCEEDED, job.errors
+    assert (job.records_total, job.records_indexed, job.chunks_total, job.chunks_done) == (3000, 3000, 8, 8)
+
+    results = api_search(client, "zanzibarite")
+    assert results["total"] == 1
+    hit = results["hits"][0]
+    assert hit["record"]["key"] == "500"
+    assert hit["record"]["title"] == "item 500"
+    assert "<mark>zanzibarite</mark>" in hit["snippet"]
+    assert hit["document"] == {"id": job.document_id, "name": "things.csv"}
+
+    page = client.get("/search/", {"q": "zanzibarite"})
+    assert b"<mark>zanzibarite</mark>" in page.content
+
+
+def test_json_body_through_the_api_answers_202_with_the_job_and_its_location(client, pipeline):
+    response = client.post(
+        "/api/documents",
+        data=json.dumps({"name": "notes.md", "content": "# Otters\n\nOtters hold hands while sleeping.\n\n# Bees\n\nBees dance.\n"}),
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert response["Location"] == f"/api/jobs/{body['id']}"
+    assert body["status"] == "queued"
+    assert body["document"]["format"] == "markdown"
+
+    job = wait_for_job(body["id"])
+    assert job.status == Status.SUCCEEDED
+    polled = client.get(response["Location"]).json()
+    assert polled["status"] == "succeeded"
+    assert polled["progress"]["records_indexed"] == 2
+    assert polled["finished_at"] is not None
+
+    results = api_search(client, "sleeping otters")
+    assert [h["record"]["title"] for h in results["hits"]] == ["Otters"]
+
+
+def test_several_files_in_one_request_give_one_job_each(client, pipeline):
+    first, second = io.BytesIO(b"alpha paragraph\n"), io.BytesIO(b'{"id": 7, "text": "beta line"}\n')
+    first.name, second.name = "a.txt", "b.jsonl"
+    response = client.post("/api/documents", {"file": [first, second]})
+    assert response.status_code == 202
+    jobs = response.json()
+    assert [j["document"]["format"] for j in jobs] == ["text", "jsonl"]
+    for job in jobs:
+        assert wait_for_job(job["id"]).status == Status.SUCCEEDED
+    assert api_search(client, "beta")["hits"][0]["record"]["key"] == "7"
+
+
+def test_ingest_command_waits_and_reports_success(tmp_path, capsys, pipeline):
+    path = tmp_path / "words.csv"
+    path.write_bytes(make_csv(50, marker_row=10, marker="quokka"))
+    call_command("ingest", str(path), "--wait", "--chunk-size", "7", "--timeout", "90")
+    output = capsys.readouterr().out
+    assert "succeeded, 50 records" in output
+    job = Job.objects.get()
+    assert job.chunks_total == 8
+    assert get_backend().search(parse_query("quokka"), limit=5, offset=0).total == 1
+
+
+def test_ingest_command_exits_nonzero_when_a_job_fails(tmp_path, pipeline):
+    path = tmp_path / "broken.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("ingest", str(path), "--wait", "--timeout", "90")
+    assert exit_info.value.code == 1
+
+
+def test_jsonl_with_one_malformed_line_succeeds_with_the_others_and_names_the_line(client, pipeline):
+    lines = [json.dumps({"id": n, "text": f"entry {n} kiwi"}) for n in range(100)]
+    lines[41] = '{"id": 41, "text": "broken'
+    response = client.post("/api/documents", {"file": _named(("\n".join(lines) + "\n").encode(), "d.jsonl")})
+    job = wait_for_job(response.json()["id"])
+    assert job.status == Status.SUCCEEDED
+    assert job.records_indexed == 99
+    assert [(e["code"], e["line"]) for e in job.errors] == [("jsonl_invalid", 42)]
+    assert api_search(client, "kiwi")["total"] == 99
+
+
+def test_binary_file_sent_as_csv_fails_its_own_job_and_leaves_a_neighbour_alone(client, pipeline):
+    good = client.post("/api/documents", {"file": _named(make_csv(2000, marker_row=3, marker="wombat"), "good.csv"), "chunk_size": 100})
+    bad = client.post("/api/documents", {"file": _named(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20, "photo.csv")})
+    bad_job = wait_for_job(bad.json()["id"])
+    good_job = wait_for_job(good.json()["id"])
+    assert bad_job.status == Status.FAILED
+    assert bad_job.errors[-1]["code"] in {"binary_content", "bad_encoding"}
+    assert "binary" in bad_job.errors[-1]["message"].lower() or "utf-8" in bad_job.errors[-1]["message"].lower()
+    assert Record.objects.filter(job=bad_job).count() == 0
+    assert good_job.status == Status.SUCCEEDED
+    assert good_job.records_indexed == 2000
+    assert api_search(client, "wombat")["total"] == 1
+
+
+def test_a_document_with_no_valid_record_fails(client, pipeline):
+    response = client.post("/api/documents", {"file": _named(b"[1, 2, 3]", "numbers.json")})
+    job = wait_for_job(response.json()["id"])
+    assert job.status == Status.FAILED
+    assert job.errors[-1]["code"] == "no_valid_records"
+
+
+def test_replacing_a_document_swaps_its_version_and_retires_the_old_records(client, pipeline):
+    first = client.post("/api/documents", data={"name": "faq.txt", "content": "old answer about llamas\n"}, content_type="application/json")
+    first_job = wait_for_job(first.json()["id"])
+    document_id = first_job.document_id
+    second = client.post(
+        "/api/documents",
+        data={"name": "faq.txt", "content": "new answer about alpacas\n", "replace": document_id},
+        content_type="application/json",
+    )
+    second_job = wait_for_job(second.json()["id"])
+    assert second_job.status == Status.SUCCEEDED
+    assert Document.objects.count() == 1
+    assert api_search(client, "alpacas")["total"] == 1
+    assert api_search(client, "llamas")["total"] == 0
+    from tests.conftest import wait_for
+
+    wait_for(lambda: not Record.objects.filter(job=first_job).exists(), timeout=30, message="old records purged")
+
+
+def test_lost_split_message_is_sent_again_by_reconcile(client, pipeline, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from indexing import services
+    from tests.conftest import purge_queues
+
+    real_send = services._send_now
+    # Stop the worker taking the split, submit, then delete the message from the broker.
+    from project.celery import app
+
+    app.control.cancel_consumer("ingest", reply=True, timeout=5)
+    try:
+        response = client.post("/api/documents", data={"name": "lost.txt", "content": "a lost narwhal\n"}, content_type="application/json")
+        job_id = response.json()["id"]
+        purge_queues()
+    finally:
+        app.control.add_consumer("ingest", reply=True, timeout=5)
+    assert Job.objects.get(pk=job_id).status == Status.QUEUED
+    monkeypatch.setattr(services, "_send_now", real_send)
+    counts = services.reconcile(now=timezone.now() + timedelta(hours=1))
+    assert counts["split"] == 1
+    assert wait_for_job(job_id).status == Status.SUCCEEDED
+    assert api_search(client, "narwhal")["total"] == 1
+
+
+def test_index_chunk_sent_again_after_the_job_finished_changes_nothing(client, pipeline):
+    from project.celery import app
+
+    response = client.post("/api/documents", {"file": _named(make_csv(30), "again.csv"), "chunk_size": 10})
+    job = wait_for_job(response.json()["id"])
+    before = sorted(Record.objects.filter(job=job).values_list("id", "ordinal"))
+    result = app.send_task("quern.index_chunk", args=[job.pk, 1])
+    result.get(timeout=30)
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED
+    assert (job.records_indexed, job.chunks_done) == (30, 3)
+    assert sorted(Record.objects.filter(job=job).values_list("id", "ordinal")) == before
+    assert api_search(client, "apples")["total"] == 30
+
+
+def test_hostile_queries_answer_200(client, pipeline):
+    for q in ['"unclosed', "a OR OR -", "-", "NEAR(a b)", "title:x", "*", "AND", '"', "()"]:
+        response = client.get("/api/search", {"q": q})
+        assert response.status_code == 200, q
+        assert client.get("/search/", {"q": q}).status_code == 200
+
+
+def _named(data: bytes, name: str) -> io.BytesIO:
+    stream = io.BytesIO(data)
+    stream.name = name
+    return stream
