@@ -6,7 +6,7 @@ from typing import Sequence
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 
 from indexing.formats.records import ParsedRecord
@@ -81,7 +81,7 @@ class PostgresBackend(SearchBackend):
             matches.annotate(
                 rank=SearchRank(F("search"), tsquery, cover_density=True),
                 snip=SearchHeadline(
-                    Concat("title", Value("\n"), "body"),
+                    Concat("title", Value("\n"), "body", output_field=TextField()),
                     tsquery,
                     config=CONFIG,
                     start_sel=MARK_START,
