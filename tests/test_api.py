@@ -1,0 +1,105 @@
+"""The JSON API's contract: its OpenAPI schema, JSON errors with fitting statuses, never HTML."""
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+
+from indexing.models import Job
+from indexing.openapi import openapi_schema
+
+pytestmark = pytest.mark.django_db
+
+
+def _schema_for(name: str) -> dict:
+    spec = openapi_schema()
+    return {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+
+
+def test_served_schema_is_valid_openapi_and_lists_every_endpoint(client):
+    spec = client.get("/api/schema").json()
+    validate(spec)
+    assert set(spec["paths"]) == {
+        "/api/documents", "/api/documents/{document_id}", "/api/jobs", "/api/jobs/{job_id}", "/api/search", "/api/schema"
+    }
+
+
+def test_submit_answer_matches_the_schema_and_nothing_is_sent_before_commit(
+    client, captured_messages, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post("/api/documents", data={"name": "a.txt", "content": "hello there"}, content_type="application/json")
+    assert response.status_code == 202
+    jsonschema.validate(response.json(), _schema_for("Job"))
+    job = Job.objects.get()
+    assert captured_messages == []
+    for callback in callbacks:
+        callback()
+    assert captured_messages == [("quern.split", [job.pk])]
+    listing = client.get("/api/jobs", {"status": "queued"}).json()
+    jsonschema.validate(listing, _schema_for("JobList"))
+    assert [j["id"] for j in listing["results"]] == [job.pk]
+    document = client.get(f"/api/documents/{job.document_id}").json()
+    jsonschema.validate(document, _schema_for("Document"))
+
+
+def test_search_answer_matches_the_schema(client):
+    body = client.get("/api/search", {"q": "nothing here"}).json()
+    jsonschema.validate(body, _schema_for("SearchResults"))
+    assert body["total"] == 0 and body["hits"] == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("get", "/api/jobs/999999", {}, 404, "not_found"),
+        ("get", "/api/documents/999999", {}, 404, "not_found"),
+        ("get", "/api/nowhere", {}, 404, "not_found"),
+        ("delete", "/api/jobs", {}, 405, "method_not_allowed"),
+        ("get", "/api/documents", {}, 405, "method_not_allowed"),
+        ("post", "/api/documents", {"data": "x", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+        ("post", "/api/documents", {"data": "{not json", "content_type": "application/json"}, 400, "invalid_json"),
+        ("post", "/api/documents", {"data": json.dumps({"content": "x"}), "content_type": "application/json"}, 400, "missing_name"),
+        ("post", "/api/documents", {"data": json.dumps({"name": "a", "content": "x", "content_base64": "eA=="}), "content_type": "application/json"}, 400, "bad_content"),
+        ("post", "/api/documents", {"data": json.dumps({"name": "a.xyz", "content": "x", "format": "pdf"}), "content_type": "application/json"}, 415, "unknown_format"),
+        ("post", "/api/documents", {"data": json.dumps({"name": "a.csv", "content": "x", "encoding": "klingon"}), "content_type": "application/json"}, 400, "unknown_encoding"),
+        ("post", "/api/documents", {"data": json.dumps({"name": "a.txt", "content": "x", "chunk_size": 0}), "content_type": "application/json"}, 400, "bad_chunk_size"),
+        ("post", "/api/documents", {"data": json.dumps({"name": "a.txt", "content": "x", "replace": 424242}), "content_type": "application/json"}, 404, "no_such_document"),
+        ("post", "/api/documents", {"data": json.dumps({"name": "a.txt", "content": ""}), "content_type": "application/json"}, 400, "empty_document"),
+        ("get", "/api/jobs", {"data": {"status": "sleeping"}}, 400, "bad_parameter"),
+        ("get", "/api/search", {"data": {"q": "x", "limit": "lots"}}, 400, "bad_parameter"),
+    ],
+)
+def test_api_errors_are_json_with_a_fitting_status(client, captured_messages, method, path, kwargs, status, code):
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    jsonschema.validate(body, _schema_for("Error"))
+    assert body["error"]["code"] == code
+    assert Job.objects.count() == 0
+
+
+def test_an_upload_over_the_limit_answers_413(client, captured_messages, settings):
+    settings.QUERN_MAX_UPLOAD_BYTES = 10
+    response = client.post("/api/documents", data={"name": "a.txt", "content": "x" * 11}, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+
+
+def test_admin_shows_every_model_with_job_progress_and_errors(admin_client, captured_messages):
+    admin_client.post("/api/documents", data={"name": "a.txt", "content": "hi"}, content_type="application/json")
+    job = Job.objects.get()
+    job.errors = [{"code": "jsonl_invalid", "message": "Line 3 is not valid JSON", "line": 3}]
+    job.save()
+    for path in [
+        "/admin/indexing/document/", f"/admin/indexing/document/{job.document_id}/change/",
+        "/admin/indexing/job/", f"/admin/indexing/job/{job.pk}/change/",
+        "/admin/indexing/record/", "/admin/django_celery_results/taskresult/",
+    ]:
+        assert admin_client.get(path).status_code == 200, path
+    page = admin_client.get(f"/admin/indexing/job/{job.pk}/change/").content.decode()
+    assert "line 3: Line 3 is not valid JSON" in page
+    assert "<progress" in page
