@@ -25,6 +25,14 @@ def _json(description: str, schema: dict[str, Any], headers: dict | None = None)
 
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
+_SUBMIT_OPTIONS = {
+    "name": {"type": "string", "examples": ["notes.md"]},
+    "format": {"type": "string", "enum": FORMATS},
+    "encoding": {"type": "string", "examples": ["cp1252"]},
+    "chunk_size": {"type": "integer", "minimum": 1},
+    "replace": {"type": "integer", "description": "Make this a new version of that document."},
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -117,26 +125,15 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["name"],
         "properties": {
-            "name": {"type": "string", "examples": ["notes.md"]},
             "content": {"type": "string", "description": "The document as text. Exactly one of content / content_base64."},
             "content_base64": {"type": "string", "description": "The document's bytes, base64."},
-            "format": {"type": "string", "enum": FORMATS},
-            "encoding": {"type": "string", "examples": ["cp1252"]},
-            "chunk_size": {"type": "integer", "minimum": 1},
-            "replace": {"type": "integer", "description": "Make this a new version of that document."},
+            **_SUBMIT_OPTIONS,
         },
     },
     "SubmitMultipart": {
         "type": "object",
         "required": ["file"],
-        "properties": {
-            "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-            "name": {"type": "string"},
-            "format": {"type": "string", "enum": FORMATS},
-            "encoding": {"type": "string"},
-            "chunk_size": {"type": "integer", "minimum": 1},
-            "replace": {"type": "integer"},
-        },
+        "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}, **_SUBMIT_OPTIONS},
     },
     "SearchResults": {
         "type": "object",

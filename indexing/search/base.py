@@ -5,6 +5,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from django.db import connection, transaction
+
 from indexing.formats.records import ParsedRecord
 from indexing.query import Query
 
@@ -54,8 +56,23 @@ class SearchBackend:
         raise NotImplementedError
 
     def remove_job(self, job_id: int, *, batch: int = 20_000) -> int:
-        """Remove all of a job's records and entries, in batches; return how many."""
-        raise NotImplementedError
+        """Remove all of a job's records and entries, a committed batch at a time; return how many.
+
+        Batches keep each transaction (and SQLite's write lock) short while a large job is purged.
+        """
+        removed = 0
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT min(ordinal), max(ordinal) FROM"
+                    " (SELECT ordinal FROM indexing_record WHERE job_id = %s ORDER BY ordinal LIMIT %s) AS first_batch",
+                    [job_id, batch],
+                )
+                low, high = cursor.fetchone()
+            if low is None:
+                return removed
+            with transaction.atomic():
+                removed += self.remove_range(job_id=job_id, first_ordinal=low, last_ordinal=high)
 
     def search(self, query: Query, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
         """Ranked live records matching `query`; an empty query finds nothing."""

@@ -5,7 +5,7 @@ import json
 from typing import Sequence
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat
 
@@ -52,19 +52,6 @@ class PostgresBackend(SearchBackend):
                 [job_id, first_ordinal, last_ordinal],
             )
             return cursor.rowcount
-
-    def remove_job(self, job_id: int, *, batch: int = 20_000) -> int:
-        removed = 0
-        while True:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "DELETE FROM indexing_record WHERE id IN"
-                    " (SELECT id FROM indexing_record WHERE job_id = %s LIMIT %s)",
-                    [job_id, batch],
-                )
-                if cursor.rowcount == 0:
-                    return removed
-                removed += cursor.rowcount
 
     def search(self, query: Query, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
         text = to_websearch(query)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from django.db import connection, transaction
+from django.db import connection
 
 from indexing.formats.records import ParsedRecord
 from indexing.query import Query, to_fts5_match
@@ -57,21 +57,6 @@ class SqliteBackend(SearchBackend):
             cursor.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid IN (SELECT id FROM indexing_record WHERE {where})", params)
             cursor.execute(f"DELETE FROM indexing_record WHERE {where}", params)
             return cursor.rowcount
-
-    def remove_job(self, job_id: int, *, batch: int = 20_000) -> int:
-        removed = 0
-        while True:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT min(ordinal), max(ordinal) FROM"
-                    " (SELECT ordinal FROM indexing_record WHERE job_id = %s ORDER BY ordinal LIMIT %s)",
-                    [job_id, batch],
-                )
-                low, high = cursor.fetchone()
-            if low is None:
-                return removed
-            with transaction.atomic():  # entries and records of a batch go together
-                removed += self.remove_range(job_id=job_id, first_ordinal=low, last_ordinal=high)
 
     def search(self, query: Query, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
         match = to_fts5_match(query)
