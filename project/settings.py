@@ -116,7 +116,7 @@ QUERN_PAGE_SIZE = 20
 BROKER_DIR = QUERN_DATA_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder for both directions; processed messages are not kept (a processed_folder
@@ -125,6 +125,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # Broadcasts (celery inspect/control) keep their exchange bindings here, not in the cwd.
+        "control_folder": str(BROKER_DIR / "control"),
         # Every hop costs about one polling interval (1 s by default: a 1-chunk job took 4 s).
         "polling_interval": float(os.environ.get("QUERN_FILESYSTEM_POLL", "0.05")),
     }
