@@ -73,8 +73,9 @@ class SqliteBackend(SearchBackend):
             if total == 0 or offset >= total:
                 return SearchPage(total=total)
             cursor.execute(
+                # The snippet comes from the body: the title is shown above it anyway.
                 f"""SELECT bm25({FTS_TABLE}, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS rank,
-                       snippet({FTS_TABLE}, -1, %s, %s, '…', 24),
+                       snippet({FTS_TABLE}, 1, %s, %s, '…', 24),
                        r.id, r.key, r.title, r.fields, d.id, d.name
                 {_LIVE_JOIN}{extra}
                 ORDER BY rank, r.id LIMIT %s OFFSET %s""",

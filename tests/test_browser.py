@@ -1,0 +1,123 @@
+"""In a real browser: headless Chromium against the live server, with the real worker behind it."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are still sync.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+import pytest
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from tests.conftest import wait_for_job  # noqa: E402
+from tests.test_pipeline import make_csv  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = os.environ.get("QUERN_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        # Never a silent skip: `make test` installs Debian's chromium.
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `make test` (it installs it) or apt-get install chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("QUERN_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_upload_follows_the_job_live_to_success_and_search_highlights_the_word(live_server, pipeline, page, shots, tmp_path):
+    csv = tmp_path / "fruit.csv"
+    csv.write_bytes(make_csv(400, marker_row=123, marker="quokkaberry"))
+
+    page.goto(live_server.url + "/")
+    expect(page.get_by_role("heading", name="Index a document")).to_be_visible()
+    page.set_input_files("input[name=file]", str(csv))
+    page.screenshot(path=str(shots / "1-upload.png"), full_page=True)
+    page.get_by_role("button", name="Index it").click()
+
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+    job_id = int(re.search(r"/jobs/(\d+)/$", page.url).group(1))
+    navigations = []
+    page.on("framenavigated", lambda frame: frame == page.main_frame and navigations.append(frame.url))
+
+    # The page's own polling must bring the status to "succeeded": no reload here.
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60_000)
+    assert navigations == [], f"the job page navigated while polling: {navigations}"
+    assert page.url.endswith(f"/jobs/{job_id}/")
+    expect(page.locator("#job-progress")).to_have_js_property("value", 100)
+    expect(page.locator("#records-indexed")).to_have_text("400")
+    expect(page.locator("#job-outcome")).to_contain_text("searchable")
+    page.screenshot(path=str(shots / "2-job.png"), full_page=True)
+
+    page.goto(live_server.url + "/search/?q=quokkaberry")
+    expect(page.locator("mark", has_text="quokkaberry")).to_be_visible()
+    expect(page.locator("#result-count")).to_contain_text("1 result")
+    page.screenshot(path=str(shots / "3-search.png"), full_page=True)
+
+    page.goto(live_server.url + "/jobs/")
+    expect(page.locator("table.jobs")).to_contain_text("fruit.csv")
+    page.screenshot(path=str(shots / "4-jobs.png"), full_page=True)
+
+
+def test_pasting_text_without_a_name_shows_the_error_in_words(live_server, page, shots):
+    page.goto(live_server.url + "/")
+    page.fill("textarea[name=text]", "# Otters\n\nOtters hold hands while sleeping.\n")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Index it").click()
+    assert answer.value.status == 400
+    page.wait_for_load_state()
+    error = page.locator(".errorlist, .alert.error").filter(has_text=re.compile(r"\bname\b", re.I))
+    expect(error.first).to_be_visible()
+    expect(page.locator("textarea[name=text]")).to_have_value(re.compile("Otters hold hands"))
+    page.screenshot(path=str(shots / "5-upload-error.png"), full_page=True)
+
+
+def test_pages_fit_a_phone_screen(live_server, pipeline, client, browser, shots):
+    # A finished job with a long name and a long hit, so the list, job and search pages have content to squeeze.
+    long_name = "a-rather-long-document-name-that-could-push-the-table-sideways-on-a-phone.md"
+    text = "# Wombats\n\nWombats dig burrows " + "and keep digging " * 30 + "all night.\n"
+    response = client.post("/", {"text": text, "name": long_name})
+    assert response.status_code == 303
+    job_id = int(response["Location"].rstrip("/").rsplit("/", 1)[1])
+    assert wait_for_job(job_id).status == "succeeded"
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        pages = [("upload", "/"), ("jobs", "/jobs/"), ("job", f"/jobs/{job_id}/"), ("search", "/search/?q=x"),
+                 ("search-hit", "/search/?q=wombats")]
+        for name, path in pages:
+            page.goto(live_server.url + path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            page.screenshot(path=str(shots / f"6-phone-{name}.png"), full_page=True)
+            assert width <= 390 + 1, f"{path} scrolls sideways on a phone: {width} px wide"
+    finally:
+        context.close()
