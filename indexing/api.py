@@ -10,7 +10,8 @@ import time
 from functools import wraps
 from typing import Any, Callable
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -50,6 +51,8 @@ def api_view(*methods: str) -> Callable:
                 return JsonResponse({"error": error.as_dict()}, status=error.status)
             except RequestDataTooBig:
                 return error_response("too_large", "The request body is larger than this server accepts.", 413)
+            except SuspiciousOperation as error:  # e.g. too many files or fields in one request
+                return error_response("bad_request", f"The request was refused: {error}.", 400)
             except Exception:  # the API never answers with an HTML page; the traceback is logged
                 logger.exception("Unexpected error in %s", request.path)
                 return error_response("internal_error", "Quern hit an unexpected error; it has been logged.", 500)
@@ -155,7 +158,7 @@ def _submit_options(data: Any) -> dict[str, Any]:
         value = options[name]
         if value in (None, ""):
             options[name] = None
-        elif isinstance(value, bool) or not str(value).isdigit():
+        elif isinstance(value, bool) or not (str(value).isascii() and str(value).isdecimal()) or int(value) >= 2**63:
             raise QuernError("bad_parameter", f"{name} must be a positive whole number; got {value!r}.")
         else:
             options[name] = int(value)
@@ -174,7 +177,8 @@ def _submit_files(request: HttpRequest) -> JsonResponse:
         raise QuernError("bad_parameter", "replace takes one file at a time.")
     # A name given with a single file renames it; with several files each keeps its own.
     given_name = request.POST.get("name") if len(files) == 1 else None
-    jobs = [services.submit(f, name=given_name or f.name, source=Source.API, **options) for f in files]
+    with transaction.atomic():  # all the files or none; the splits are sent after the one commit
+        jobs = [services.submit(f, name=given_name or f.name, source=Source.API, **options) for f in files]
     return _accepted(jobs)
 
 

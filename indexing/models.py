@@ -132,7 +132,7 @@ class Record(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="records")
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="records")
     ordinal = models.PositiveBigIntegerField()
-    key = models.CharField(max_length=255)
+    key = models.TextField()  # a record's own id, as long as its source makes it
     title = models.TextField(blank=True)
     body = models.TextField(blank=True)
     fields = models.JSONField(default=dict, blank=True)

@@ -123,7 +123,8 @@ def submit(
         raise QuernError("empty_document", f"{name} is empty: there is nothing to index.")
     try:
         fmt = detect_format(format or None, name, stored.head)
-        sniff_encoding(stored.head, encoding or None)  # rejects an unknown declared encoding now
+        if encoding:  # reject an unknown encoding now, and store its canonical name
+            encoding = sniff_encoding(b"", encoding)
     except ParseError as error:
         raise QuernError(error.code, error.message, status=415 if error.code == "unknown_format" else 400) from error
     with transaction.atomic():

@@ -103,3 +103,33 @@ def test_admin_shows_every_model_with_job_progress_and_errors(admin_client, capt
     page = admin_client.get(f"/admin/indexing/job/{job.pk}/change/").content.decode()
     assert "line 3: Line 3 is not valid JSON" in page
     assert "<progress" in page
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 30, "-1", "1.5", True])
+def test_odd_numbers_for_chunk_size_or_replace_answer_400(client, captured_messages, value):
+    for name in ("chunk_size", "replace"):
+        response = client.post(
+            "/api/documents", data={"name": "a.txt", "content": "x", name: value}, content_type="application/json"
+        )
+        assert response.status_code == 400, (name, value)
+        assert response.json()["error"]["code"] == "bad_parameter"
+
+
+def test_a_long_encoding_alias_is_stored_by_its_canonical_name(client, captured_messages):
+    alias = "latin" + "-" * 40 + "1"
+    response = client.post(
+        "/api/documents", data={"name": "a.csv", "content": "id,t\n1,x\n", "encoding": alias}, content_type="application/json"
+    )
+    assert response.status_code == 202
+    assert Job.objects.get().encoding == "iso8859-1"
+
+
+def test_a_multi_file_upload_with_one_bad_file_creates_no_job(client, captured_messages):
+    import io
+
+    good, bad = io.BytesIO(b"fine text\n"), io.BytesIO(b"")
+    good.name, bad.name = "a.txt", "b.txt"
+    response = client.post("/api/documents", {"file": [good, bad]})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "empty_document"
+    assert Job.objects.count() == 0

@@ -102,3 +102,27 @@ def test_ci_runs_against_the_services_it_was_asked_for():
         pytest.skip("only asserted when QUERN_REQUIRE_SERVICES is set (CI's services pass)")
     assert connection.vendor == "postgresql"
     assert settings.CELERY_BROKER_URL.startswith("amqp://")
+
+
+def test_nul_characters_and_very_long_keys_are_indexed_on_every_database(captured_messages, clean_index):
+    line = '{"id": "' + "k" * 400 + '", "text": "puffin\\u0000 colony", "meta": {"note": "a\\u0000b"}}\n'
+    job = services.submit(io.BytesIO(line.encode()), name="odd.jsonl")
+    services.split(job.pk)
+    services.index_chunk(job.pk, 0)
+    services.finalize(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED, job.errors
+    assert Record.objects.get(job=job).key == "k" * 400
+    assert _search_total("puffin") == 1
+
+
+def test_nul_characters_and_very_long_keys_are_indexed_on_every_database(captured_messages, clean_index):
+    line = '{"id": "' + "k" * 400 + '", "text": "puffin\\u0000 colony", "meta": {"note": "a\\u0000b"}}\n'
+    job = services.submit(io.BytesIO(line.encode()), name="odd.jsonl")
+    services.split(job.pk)
+    services.index_chunk(job.pk, 0)
+    services.finalize(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED, job.errors
+    assert Record.objects.get(job=job).key == "k" * 400
+    assert _search_total("puffin") == 1

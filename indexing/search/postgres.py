@@ -31,6 +31,22 @@ def _text(value: str) -> str:
     return value.replace("\x00", " ") if "\x00" in value else value
 
 
+def _without_nul(value):
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _fields_json(fields: dict) -> str:
+    text = json.dumps(fields, ensure_ascii=False)
+    # jsonb refuses the escape \u0000 that json.dumps writes for NUL: clean the values (rarely needed).
+    return json.dumps(_without_nul(fields), ensure_ascii=False) if "\\u0000" in text else text
+
+
 class PostgresBackend(SearchBackend):
     vendor = "postgresql"
 
@@ -41,7 +57,7 @@ class PostgresBackend(SearchBackend):
         keys = [_text(r.key) for r in records]
         titles = [_text(r.title) for r in records]
         bodies = [_text(r.body) for r in records]
-        fields = [_text(json.dumps(r.fields, ensure_ascii=False)) for r in records]
+        fields = [_fields_json(r.fields) for r in records]
         with connection.cursor() as cursor:
             cursor.execute(_INSERT, [job_id, document_id, ordinals, keys, titles, bodies, fields])
 
