@@ -158,23 +158,21 @@ def test_replacing_a_document_swaps_its_version_and_retires_the_old_records(clie
     wait_for(lambda: not Record.objects.filter(job=first_job).exists(), timeout=30, message="old records purged")
 
 
-def test_lost_split_message_is_sent_again_by_reconcile(client, pipeline):
+def test_lost_split_message_is_sent_again_by_reconcile(client, pipeline, monkeypatch):
     from datetime import timedelta
 
     from django.utils import timezone
 
     from indexing import services
-    from project.celery import app
-    from tests.conftest import purge_queues
 
-    # Stop the worker taking splits, submit, then delete the split message from the broker.
-    app.control.cancel_consumer("ingest", reply=True, timeout=5)
-    try:
-        response = client.post("/api/documents", data={"name": "lost.txt", "content": "a lost narwhal\n"}, content_type="application/json")
-        job_id = response.json()["id"]
-        purge_queues()
-    finally:
-        app.control.add_consumer("ingest", reply=True, timeout=5)
+    # The split message never reaches the broker (lost at publish, as when the broker is down
+    # at commit). Pausing the worker's consumer by broadcast to delete it from the queue proved
+    # racy on the filesystem broker; the job's row is the same either way.
+    real_send = services._send_now
+    monkeypatch.setattr(services, "_send_now", lambda messages: real_send([m for m in messages if m[0] != "quern.split"]))
+    response = client.post("/api/documents", data={"name": "lost.txt", "content": "a lost narwhal\n"}, content_type="application/json")
+    job_id = response.json()["id"]
+    monkeypatch.setattr(services, "_send_now", real_send)
     assert Job.objects.get(pk=job_id).status == Status.QUEUED
     counts = services.reconcile(now=timezone.now() + timedelta(hours=1))
     assert counts["split"] == 1
