@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
@@ -173,13 +174,12 @@ def reindex(document_id: int, *, source: str = Source.ADMIN, chunk_size: int | N
 
 def _utf8_copy(job: Job) -> str:
     """The job's input as a UTF-8 file in storage (only for inputs in another encoding)."""
-    name = f"utf8/job-{job.pk}.txt"
+    # A name of its own per run: a split delivered twice at once must not delete the other's copy.
+    name = f"utf8/job-{job.pk}-{uuid.uuid4().hex}.txt"
     with default_storage.open(job.file.name, "rb") as head_file:
         codec = sniff_encoding(head_file.read(HEAD_BYTES), job.encoding or None)
     if codec in ("utf-8", "utf-8-sig"):
         return ""
-    if default_storage.exists(name):  # a previous, interrupted run of this split
-        default_storage.delete(name)
     with default_storage.open(job.file.name, "rb") as source, tempfile.TemporaryFile() as target:
         transcode_to_utf8(source, target, codec)
         target.seek(0)
@@ -209,6 +209,8 @@ def split(job_id: int) -> None:
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.status != Status.SPLITTING:  # cancelled meanwhile, or another run finished first
+            if utf8_path:
+                transaction.on_commit(lambda: default_storage.delete(utf8_path))
             return
         Chunk.objects.filter(job=job).delete()
         Chunk.objects.bulk_create(

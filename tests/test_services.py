@@ -126,3 +126,16 @@ def test_nul_characters_and_very_long_keys_are_indexed_on_every_database(capture
     assert job.status == Status.SUCCEEDED, job.errors
     assert Record.objects.get(job=job).key == "k" * 400
     assert _search_total("puffin") == 1
+
+
+def test_a_declared_cp1252_csv_is_transcoded_and_found(captured_messages, clean_index):
+    data = "id,text\n1,caf\u00e9 cr\u00e8me on the terrace\n".encode("cp1252")
+    job = services.submit(io.BytesIO(data), name="menu.csv", encoding="cp1252")
+    services.split(job.pk)
+    services.split(job.pk)  # a second delivery of the split leaves the first run's copy alone
+    services.index_chunk(job.pk, 0)
+    services.finalize(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED, job.errors
+    assert Record.objects.get(job=job).body.startswith("caf\u00e9 cr\u00e8me")
+    assert _search_total("terrace") == 1
