@@ -36,6 +36,15 @@ def _fts_rows(job: Job) -> int:
         return cursor.fetchone()[0]
 
 
+def _run_one_chunk(job: Job) -> Job:
+    """split, index_chunk 0 and finalize in-process, as the worker would run them."""
+    services.split(job.pk)
+    services.index_chunk(job.pk, 0)
+    services.finalize(job.pk)
+    job.refresh_from_db()
+    return job
+
+
 def test_index_chunk_twice_leaves_one_copy_and_search_waits_for_finalize(captured_messages, clean_index):
     job = services.submit(_csv(25), name="birds.csv", chunk_size=10)
     services.split(job.pk)
@@ -106,23 +115,7 @@ def test_ci_runs_against_the_services_it_was_asked_for():
 
 def test_nul_characters_and_very_long_keys_are_indexed_on_every_database(captured_messages, clean_index):
     line = '{"id": "' + "k" * 400 + '", "text": "puffin\\u0000 colony", "meta": {"note": "a\\u0000b"}}\n'
-    job = services.submit(io.BytesIO(line.encode()), name="odd.jsonl")
-    services.split(job.pk)
-    services.index_chunk(job.pk, 0)
-    services.finalize(job.pk)
-    job.refresh_from_db()
-    assert job.status == Status.SUCCEEDED, job.errors
-    assert Record.objects.get(job=job).key == "k" * 400
-    assert _search_total("puffin") == 1
-
-
-def test_nul_characters_and_very_long_keys_are_indexed_on_every_database(captured_messages, clean_index):
-    line = '{"id": "' + "k" * 400 + '", "text": "puffin\\u0000 colony", "meta": {"note": "a\\u0000b"}}\n'
-    job = services.submit(io.BytesIO(line.encode()), name="odd.jsonl")
-    services.split(job.pk)
-    services.index_chunk(job.pk, 0)
-    services.finalize(job.pk)
-    job.refresh_from_db()
+    job = _run_one_chunk(services.submit(io.BytesIO(line.encode()), name="odd.jsonl"))
     assert job.status == Status.SUCCEEDED, job.errors
     assert Record.objects.get(job=job).key == "k" * 400
     assert _search_total("puffin") == 1
@@ -131,11 +124,8 @@ def test_nul_characters_and_very_long_keys_are_indexed_on_every_database(capture
 def test_a_declared_cp1252_csv_is_transcoded_and_found(captured_messages, clean_index):
     data = "id,text\n1,caf\u00e9 cr\u00e8me on the terrace\n".encode("cp1252")
     job = services.submit(io.BytesIO(data), name="menu.csv", encoding="cp1252")
-    services.split(job.pk)
     services.split(job.pk)  # a second delivery of the split leaves the first run's copy alone
-    services.index_chunk(job.pk, 0)
-    services.finalize(job.pk)
-    job.refresh_from_db()
+    job = _run_one_chunk(job)
     assert job.status == Status.SUCCEEDED, job.errors
     assert Record.objects.get(job=job).body.startswith("caf\u00e9 cr\u00e8me")
     assert _search_total("terrace") == 1
