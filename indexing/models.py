@@ -27,10 +27,6 @@ ACTIVE_STATUSES = (Status.QUEUED, Status.SPLITTING, Status.INDEXING)
 FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
 
-def document_upload_path(instance: "Document | Job", filename: str) -> str:
-    return f"documents/{instance.sha256[:2]}/{instance.sha256}"
-
-
 class Document(models.Model):
     """A named document and the stored bytes of its current version."""
 
@@ -39,7 +35,7 @@ class Document(models.Model):
     encoding = models.CharField(max_length=32, blank=True, help_text="Declared by the submitter; empty = UTF-8/UTF-16 by BOM.")
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, db_index=True)
-    file = models.FileField(upload_to=document_upload_path, max_length=255)
+    file = models.FileField(upload_to="documents/", max_length=255)  # named by sha256 in services.store_stream
     title = models.CharField(max_length=500, blank=True, help_text="The HTML <title>, when there is one.")
     # The job whose records search shows. Swapped by finalize in the transaction that makes
     # a new version live: search joins on it, so a version is live all at once or not at all.
@@ -65,7 +61,7 @@ class Job(models.Model):
     encoding = models.CharField(max_length=32, blank=True)
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
-    file = models.FileField(upload_to=document_upload_path, max_length=255)
+    file = models.FileField(upload_to="documents/", max_length=255)  # named by sha256 in services.store_stream
     chunk_size = models.PositiveIntegerField()
     # What split found, for index_chunk: the UTF-8 copy to read (when transcoded), CSV header.
     utf8_path = models.CharField(max_length=255, blank=True)

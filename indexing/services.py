@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
@@ -75,8 +75,6 @@ def store_stream(stream: IO[bytes]) -> StoredFile:
     limit = settings.QUERN_MAX_UPLOAD_BYTES
     with tempfile.TemporaryFile() as spool:
         while block := stream.read(COPY_BLOCK):
-            if isinstance(block, str):
-                block = block.encode("utf-8")
             if len(head) < HEAD_BYTES:
                 head += block[: HEAD_BYTES - len(head)]
             size += len(block)
@@ -365,26 +363,22 @@ def reconcile(now=None) -> dict[str, int]:
     idle = now - timedelta(seconds=settings.QUERN_RECONCILE_AFTER)
     # A split may legitimately run up to the task time limit before it looks lost.
     split_idle = idle - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-    messages: list[tuple[str, list[Any]]] = []
-    touched: list[int] = []
-    counts = {"split": 0, "index_chunk": 0, "finalize": 0, "purge_job": 0}
-
-    for job_id in Job.objects.filter(status=Status.QUEUED, updated_at__lt=idle).values_list("pk", flat=True):
-        messages.append(("quern.split", [job_id]))
-        touched.append(job_id)
-    for job_id in Job.objects.filter(status=Status.SPLITTING, updated_at__lt=split_idle).values_list("pk", flat=True):
-        messages.append(("quern.split", [job_id]))
-        touched.append(job_id)
-    counts["split"] = len(messages)
-    for job_id in Job.objects.filter(status=Status.INDEXING, updated_at__lt=idle).values_list("pk", flat=True):
-        undone = list(Chunk.objects.filter(job_id=job_id, done_at=None).values_list("number", flat=True))
-        if undone:
-            messages.extend(("quern.index_chunk", [job_id, n]) for n in undone)
-            counts["index_chunk"] += len(undone)
-        else:
-            messages.append(("quern.finalize", [job_id]))
-            counts["finalize"] += 1
-        touched.append(job_id)
+    stalled_splits = list(
+        Job.objects.filter(
+            Q(status=Status.QUEUED, updated_at__lt=idle) | Q(status=Status.SPLITTING, updated_at__lt=split_idle)
+        ).values_list("pk", flat=True)
+    )
+    stalled_indexing = set(Job.objects.filter(status=Status.INDEXING, updated_at__lt=idle).values_list("pk", flat=True))
+    # One query for the undone chunks of all stalled jobs, not one per job.
+    undone = list(
+        Chunk.objects.filter(job_id__in=stalled_indexing, done_at=None).order_by("job_id", "number").values_list("job_id", "number")
+    )
+    unfinalized = stalled_indexing - {job_id for job_id, _ in undone}
+    messages: list[tuple[str, list[Any]]] = [("quern.split", [job_id]) for job_id in stalled_splits]
+    messages += [("quern.index_chunk", [job_id, number]) for job_id, number in undone]
+    messages += [("quern.finalize", [job_id]) for job_id in sorted(unfinalized)]
+    counts = {"split": len(stalled_splits), "index_chunk": len(undone), "finalize": len(unfinalized), "purge_job": 0}
+    touched = [*stalled_splits, *stalled_indexing]
     leftovers = (
         Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=idle)
         .exclude(document__live_job=F("pk"))

@@ -129,3 +129,22 @@ def test_a_declared_cp1252_csv_is_transcoded_and_found(captured_messages, clean_
     assert job.status == Status.SUCCEEDED, job.errors
     assert Record.objects.get(job=job).body.startswith("caf\u00e9 cr\u00e8me")
     assert _search_total("terrace") == 1
+
+
+def test_reconcile_resends_undone_chunks_then_the_missing_finalize(captured_messages, clean_index):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
+    services.split(job.pk)
+    services.index_chunk(job.pk, 0)
+    captured_messages.clear()
+    later = timezone.now() + timedelta(hours=1)
+    assert services.reconcile(now=later)["index_chunk"] == 1
+    assert captured_messages == [("quern.index_chunk", [job.pk, 1])]
+
+    services.index_chunk(job.pk, 1)  # its finalize message is "lost": captured, never run
+    captured_messages.clear()
+    assert services.reconcile(now=later + timedelta(hours=1))["finalize"] == 1
+    assert captured_messages == [("quern.finalize", [job.pk])]

@@ -2,7 +2,6 @@
 
 import django.contrib.postgres.search
 import django.db.models.deletion
-import indexing.models
 from django.db import migrations, models
 
 
@@ -23,7 +22,7 @@ class Migration(migrations.Migration):
                 ('encoding', models.CharField(blank=True, help_text='Declared by the submitter; empty = UTF-8/UTF-16 by BOM.', max_length=32)),
                 ('size', models.BigIntegerField()),
                 ('sha256', models.CharField(db_index=True, max_length=64)),
-                ('file', models.FileField(max_length=255, upload_to=indexing.models.document_upload_path)),
+                ('file', models.FileField(max_length=255, upload_to='documents/')),
                 ('title', models.CharField(blank=True, help_text='The HTML <title>, when there is one.', max_length=500)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
@@ -42,7 +41,7 @@ class Migration(migrations.Migration):
                 ('encoding', models.CharField(blank=True, max_length=32)),
                 ('size', models.BigIntegerField()),
                 ('sha256', models.CharField(max_length=64)),
-                ('file', models.FileField(max_length=255, upload_to=indexing.models.document_upload_path)),
+                ('file', models.FileField(max_length=255, upload_to='documents/')),
                 ('chunk_size', models.PositiveIntegerField()),
                 ('utf8_path', models.CharField(blank=True, max_length=255)),
                 ('split_info', models.JSONField(blank=True, default=dict)),
