@@ -14,7 +14,7 @@ from django.db import connection
 from indexing.formats.records import ParsedRecord
 from indexing.query import Query, to_fts5_match
 
-from .base import MARK_END, MARK_START, Hit, SearchBackend, SearchPage, snippet_to_html
+from .base import MARK_END, MARK_START, Hit, SearchBackend, SearchPage, fields_json, snippet_to_html
 
 FTS_TABLE = "indexing_record_fts"
 TITLE_WEIGHT, BODY_WEIGHT = 4.0, 1.0
@@ -34,7 +34,7 @@ class SqliteBackend(SearchBackend):
         if not records:
             return
         rows = [
-            (job_id, document_id, r.ordinal, r.key, r.title, r.body, json.dumps(r.fields, ensure_ascii=False))
+            (job_id, document_id, r.ordinal, r.key, r.title, r.body, fields_json(r.fields))
             for r in records
         ]
         with connection.cursor() as cursor:
