@@ -184,13 +184,19 @@ def _utf8_copy(job: Job) -> str:
         return default_storage.save(name, File(target))
 
 
-def split(job_id: int) -> None:
-    """Find the job's chunk boundaries, store them, and send one index_chunk per chunk."""
+def split(job_id: int) -> list[int]:
+    """Find the job's chunk boundaries, store them, and send one index_chunk per chunk.
+
+    A document of one chunk sends nothing: the chunk number is returned for the caller to index
+    at once, in the same worker (a hop through the broker is most of a small document's time).
+    """
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is not None and job.status == Status.INDEXING and job.chunks_total == 1:
+            return [0]  # a redelivered split of a one-chunk job: its chunk may not be done yet
         # SPLITTING too: a split whose worker died is redelivered and runs again from the start.
         if job is None or job.status not in (Status.QUEUED, Status.SPLITTING):
-            return
+            return []
         job.status = Status.SPLITTING
         job.split_started_at = timezone.now()
         job.save(update_fields=["status", "split_started_at", "updated_at"])
@@ -200,16 +206,16 @@ def split(job_id: int) -> None:
             result = split_document(stream, job.format, job.chunk_size)
     except ParseError as error:
         fail(job_id, error.as_dict())
-        return
+        return []
     if result.units == 0:
         fail(job_id, {"code": "no_records", "message": f"{job.document.name} holds no {job.format} records to index."})
-        return
+        return []
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         if job.status != Status.SPLITTING:  # cancelled meanwhile, or another run finished first
             if utf8_path:
                 transaction.on_commit(lambda: default_storage.delete(utf8_path))
-            return
+            return []
         Chunk.objects.filter(job=job).delete()
         Chunk.objects.bulk_create(
             Chunk(
@@ -230,7 +236,10 @@ def split(job_id: int) -> None:
         job.status = Status.INDEXING
         job.split_finished_at = timezone.now()
         job.save()
+        if len(result.chunks) == 1:
+            return [0]
         send_after_commit([("quern.index_chunk", [job.pk, c.number]) for c in result.chunks])
+        return []
 
 
 # --- index a chunk ------------------------------------------------------------------------
@@ -246,11 +255,18 @@ def _read_range(job: Job, start: int, end: int) -> bytes:
         return stream.read(end - start)
 
 
-def index_chunk(job_id: int, number: int) -> None:
-    """Parse one chunk and, in one transaction, replace its records and mark it done."""
+def index_chunk(job_id: int, number: int) -> bool:
+    """Parse one chunk and, in one transaction, replace its records and mark it done.
+
+    Returns whether every chunk of the job is now done (the caller then runs `finalize`, in the
+    same worker: no hop through the broker). A redelivery of a done chunk says so too, so a
+    finalize lost to a crash after the last chunk's commit runs on the redelivery.
+    """
     chunk = Chunk.objects.select_related("job").filter(job_id=job_id, number=number).first()
-    if chunk is None or chunk.done_at is not None or chunk.job.status != Status.INDEXING:
-        return
+    if chunk is None or chunk.job.status != Status.INDEXING:
+        return False
+    if chunk.done_at is not None:
+        return chunk.job.chunks_done == chunk.job.chunks_total
     job = chunk.job
     records, errors = parse_chunk(
         _read_range(job, chunk.start, chunk.end),
@@ -265,7 +281,7 @@ def index_chunk(job_id: int, number: int) -> None:
         with transaction.atomic():
             # The chunk's lock serializes two deliveries of the same chunk; the second sees done.
             if Chunk.objects.select_for_update().filter(pk=chunk.pk, done_at=None).first() is None:
-                return
+                return False
             backend.remove_range(
                 job_id=job_id, first_ordinal=chunk.first_ordinal, last_ordinal=chunk.first_ordinal + chunk.units - 1
             )
@@ -283,10 +299,9 @@ def index_chunk(job_id: int, number: int) -> None:
                 job.errors = job.errors + [e.as_dict() for e in errors[: max(room, 0)]]
                 job.error_count += len(errors)
             job.save(update_fields=["records_indexed", "chunks_done", "errors", "error_count", "updated_at"])
-            if job.chunks_done == job.chunks_total:
-                send_after_commit([("quern.finalize", [job_id])])
+            return job.chunks_done == job.chunks_total
     except _Abandon:
-        return
+        return False
 
 
 # --- finish -------------------------------------------------------------------------------

@@ -41,12 +41,15 @@ class JobTask(Task):
 
 @shared_task(name="quern.split", base=JobTask)
 def split(job_id: int) -> None:
-    services.split(job_id)
+    for chunk in services.split(job_id):  # a one-chunk document is indexed here, at once
+        if services.index_chunk(job_id, chunk):
+            services.finalize(job_id)
 
 
 @shared_task(name="quern.index_chunk", base=JobTask)
 def index_chunk(job_id: int, chunk: int) -> None:
-    services.index_chunk(job_id, chunk)
+    if services.index_chunk(job_id, chunk):  # the last chunk: finish here, no hop through the broker
+        services.finalize(job_id)
 
 
 @shared_task(name="quern.finalize", base=JobTask)

@@ -128,7 +128,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Broadcasts (celery inspect/control) keep their exchange bindings here, not in the cwd.
         "control_folder": str(BROKER_DIR / "control"),
         # Every hop costs about one polling interval (1 s by default: a 1-chunk job took 4 s).
-        "polling_interval": float(os.environ.get("QUERN_FILESYSTEM_POLL", "0.05")),
+        "polling_interval": float(os.environ.get("QUERN_FILESYSTEM_POLL", "0.02")),
     }
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True

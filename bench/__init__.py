@@ -1,0 +1,1 @@
+"""Quern benchmarks: `make bench` / `make bench-pg` (see README "Performance")."""

@@ -1,0 +1,366 @@
+"""`python -m bench`: Quern against the database's floor and the naive way, in one run.
+
+    python -m bench --mode sqlite          # embedded default: SQLite + filesystem broker (make bench)
+    python -m bench --mode pg              # PostgreSQL + RabbitMQ (make bench-pg)
+    python -m bench --mode pg --only search,tts --runs 5
+    python -m bench compare A.json B.json  # two results files side by side
+
+Prints one table per workload (medians of --runs runs, with min–max) and writes the same
+figures as JSON to bench/results/<mode>-<time>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.stack import ROOT, Stack, mode_env, recreate_database
+
+ALL = ("ingest", "floor", "naive", "search", "tts", "memory", "chunks")
+DEFAULT_CHUNK_SIZES = (100, 300, 1000, 3000, 5000, 10000, 20000, 50000)
+TARGETS = {
+    "pg": {"floor_ratio": 0.6, "tts_p50_s": 0.3},
+    "sqlite": {"floor_ratio": 0.5, "tts_p50_s": 1.5},
+}
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def fmt_spread(s: dict, unit: str = "s", digits: int = 2) -> str:
+    return f"{s['median']:.{digits}f} {unit} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(f"\n{title}")
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  " + "  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()}
+    try:
+        cpu = [l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")]
+        info["cpu"] = cpu[0].split(":", 1)[1].strip() if cpu else ""
+        info["memory_gb"] = round(int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return info
+
+
+def database_version() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version()" if connection.vendor == "postgresql" else "SELECT 'SQLite ' || sqlite_version()")
+        return cursor.fetchone()[0].split(" on ")[0]
+
+
+def run(args) -> dict:
+    mode = args.mode
+    data_dir = ROOT / "var" / "bench" / mode
+    scratch = ROOT / "var" / "bench"
+    os.environ.update(mode_env(mode, data_dir))
+    os.environ["QUERN_CHUNK_SIZE"] = str(args.chunk_size) if args.chunk_size else os.environ.get("QUERN_CHUNK_SIZE", "")
+    if not os.environ["QUERN_CHUNK_SIZE"]:
+        del os.environ["QUERN_CHUNK_SIZE"]
+    corpus = Path(args.corpus).resolve()
+
+    from bench import workloads as w
+
+    w.ensure_corpus(corpus)
+    recreate_database(mode, data_dir)
+    stack = Stack(mode, data_dir)
+    stack.migrate()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    only = set(args.only.split(",")) if args.only else set(ALL) - set(args.skip.split(",") if args.skip else [])
+    results: dict = {
+        "mode": mode,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "database": database_version(),
+        "broker": settings.CELERY_BROKER_URL.split("@")[-1],
+        "worker_processes": int(os.environ.get("QUERN_BENCH_WORKERS", "2")),
+        "chunk_size": settings.QUERN_CHUNK_SIZE,
+        "runs": args.runs,
+        "limit_rows": args.limit_rows,
+    }
+    loads = w.corpus_workloads(corpus, args.limit_rows, scratch)
+    sentences = next(x for x in loads if x.name == "sentences.csv")
+    try:
+        stack.start_worker()
+        stack.start_web()
+        print(f"Quern benchmark, mode {mode}: {results['database']}, broker {results['broker']}, "
+              f"{results['worker_processes']} worker processes, chunk size {results['chunk_size']}", flush=True)
+
+        if "ingest" in only or "floor" in only:
+            results["ingest"] = {}
+            for load in loads:
+                entry = {"bytes": load.bytes, "documents": len(load.paths), "format": load.fmt}
+                if "ingest" in only:
+                    runs = []
+                    for i in range(args.runs):
+                        w.delete_documents([p.name for p in load.paths])
+                        runs.append(w.ingest_once(stack, load))
+                        print(f"  ingest {load.name} run {i + 1}: {runs[-1]['seconds']:.2f} s, "
+                              f"{runs[-1]['records']:,} records, {runs[-1]['failed_documents']} failed", flush=True)
+                    entry["quern"] = spread([r["seconds"] for r in runs])
+                    entry["records"] = runs[-1]["records"]
+                    entry["failed_documents"] = runs[-1]["failed_documents"]
+                    entry["failure_examples"] = runs[-1]["failure_examples"]
+                if "floor" in only:
+                    rows = w.parsed_rows(load)
+                    entry.setdefault("records", len(rows))
+                    entry["floor_records"] = len(rows)
+                    floors = []
+                    for i in range(args.runs):
+                        floors.append(w.floor_once(mode, rows))
+                        print(f"  floor {load.name} run {i + 1}: {floors[-1]:.2f} s", flush=True)
+                    entry["floor"] = spread(floors)
+                    del rows
+                results["ingest"][load.name] = entry
+            print_ingest(results)
+
+        if "naive" in only:
+            rows = w.parsed_rows(sentences, limit=args.naive_records)
+            stack.start_worker("naive", app="bench.naive", queues="naive")
+            times = []
+            for i in range(args.naive_runs):
+                times.append(w.naive_once(stack, rows))
+                print(f"  naive {len(rows):,} records run {i + 1}: {times[-1]:.2f} s", flush=True)
+            stack.processes.pop("naive").stop()
+            results["naive"] = {"records": len(rows), "seconds": spread(times)}
+            print_naive(results)
+
+        if "search" in only:
+            queries = [q.strip() for q in (corpus / "queries.txt").read_text().splitlines() if q.strip()]
+            from indexing.models import Record
+
+            results["search"] = {"queries": len(queries), "records": Record.objects.count()}
+            for clients in (1, 8):
+                rounds = max(2, args.search_rounds // clients)
+                results["search"][f"{clients}_clients"] = w.search_latencies(stack, queries, clients, rounds)
+            print_search(results)
+
+        if "tts" in only:
+            times = w.time_to_searchable(stack, args.tts_tries)
+            results["time_to_searchable"] = {
+                "tries": len(times), "p50_s": statistics.median(times), "p95_s": w._percentile(times, 95),
+                "min_s": min(times), "max_s": max(times),
+            }
+            print_tts(results)
+
+        if "chunks" in only:
+            results["chunk_sizes"] = {}
+            sizes = [int(s) for s in args.chunk_sizes.split(",")]
+            for size in sizes:
+                w.delete_documents([p.name for p in sentences.paths])
+                r = w.ingest_once(stack, sentences, chunk_size=size)
+                results["chunk_sizes"][str(size)] = {"seconds": r["seconds"], "records": r["records"],
+                                                     "records_per_s": r["records"] / r["seconds"]}
+                print(f"  chunk size {size}: {r['seconds']:.2f} s, {r['records'] / r['seconds']:,.0f} records/s", flush=True)
+            w.delete_documents([p.name for p in sentences.paths])
+            print_chunks(results)
+
+        if "memory" in only:
+            big = w.make_big_csv(sentences.paths[0], scratch / "big.csv", args.memory_bytes)
+            results["memory"] = w.memory_while_ingesting(stack, big)
+            w.delete_documents([big.name])
+            print_memory(results)
+    finally:
+        stack.stop()
+    return results
+
+
+# --- printing -----------------------------------------------------------------------------
+
+
+def _rate(n: float, seconds: float) -> str:
+    return f"{n / seconds:,.0f}"
+
+
+def print_ingest(r: dict) -> None:
+    rows = []
+    for name, e in r["ingest"].items():
+        mb = e["bytes"] / 1e6
+        row = [name, f"{e.get('records', 0):,}", f"{mb:.1f}"]
+        if "quern" in e:
+            q = e["quern"]["median"]
+            row += [fmt_spread(e["quern"]), _rate(e["records"], q), f"{mb / q:.1f}"]
+        else:
+            row += ["-", "-", "-"]
+        if "floor" in e:
+            f = e["floor"]["median"]
+            row += [fmt_spread(e["floor"]), _rate(e["floor_records"], f)]
+            row += [f"{(e['records'] / q) / (e['floor_records'] / f):.2f}" if "quern" in e else "-"]
+        else:
+            row += ["-", "-", "-"]
+        rows.append(row)
+    table(
+        f"Ingest, end to end (API call -> succeeded; {r['worker_processes']} worker processes) vs the floor "
+        f"(median of {r['runs']}, min–max)",
+        ["workload", "records", "MB", "Quern", "rec/s", "MB/s", "floor", "floor rec/s", "Quern/floor"],
+        rows,
+    )
+
+
+def print_naive(r: dict) -> None:
+    n = r["naive"]
+    rows = [["naive: 1 task per record", f"{n['records']:,}", fmt_spread(n["seconds"]), _rate(n["records"], n["seconds"]["median"])]]
+    s = r.get("ingest", {}).get("sentences.csv", {})
+    ratio = "-"
+    if "quern" in s:
+        quern_rate = s["records"] / s["quern"]["median"]
+        rows.append(["Quern: sentences.csv", f"{s['records']:,}", fmt_spread(s["quern"]), f"{quern_rate:,.0f}"])
+        ratio = f"{quern_rate / (n['records'] / n['seconds']['median']):.1f}x"
+    table(f"The naive way (one Celery task per record, ORM save + search update) — Quern is {ratio} faster",
+          ["", "records", "time", "rec/s"], rows)
+
+
+def print_search(r: dict) -> None:
+    s = r["search"]
+    rows = []
+    for clients in (1, 8):
+        e = s[f"{clients}_clients"]
+        api, raw = e["api"], e["raw_sql"]
+        rows.append([
+            str(clients), f"{api['p50_ms']:.2f}", f"{raw['p50_ms']:.2f}", f"{api['p50_ms'] - raw['p50_ms']:+.2f}",
+            f"{api['p95_ms']:.2f}", f"{raw['p95_ms']:.2f}", f"{api['p95_ms'] / raw['p95_ms']:.2f}",
+            f"{api['requests_per_s']:.0f}", f"{raw['requests_per_s']:.0f}",
+        ])
+    table(
+        f"Search: {s['queries']} queries over {s['records']:,} records, /api/search vs the raw SQL it runs (ms)",
+        ["clients", "API p50", "SQL p50", "overhead p50", "API p95", "SQL p95", "p95 ratio", "API req/s", "SQL req/s"],
+        rows,
+    )
+
+
+def print_tts(r: dict) -> None:
+    t = r["time_to_searchable"]
+    table(f"Time to searchable, one-record document ({t['tries']} tries)", ["p50", "p95", "min", "max"],
+          [[f"{t['p50_s'] * 1000:.0f} ms", f"{t['p95_s'] * 1000:.0f} ms", f"{t['min_s'] * 1000:.0f} ms", f"{t['max_s'] * 1000:.0f} ms"]])
+
+
+def print_chunks(r: dict) -> None:
+    rows = [[size, f"{e['seconds']:.2f} s", f"{e['records_per_s']:,.0f}"] for size, e in r["chunk_sizes"].items()]
+    table("Chunk size on sentences.csv (one run each)", ["chunk size", "time", "rec/s"], rows)
+
+
+def print_memory(r: dict) -> None:
+    m = r["memory"]
+    rows = [[role, f"{mb:.0f} MB"] for role, mb in m["peak_rss_mb"].items()]
+    table(f"Peak resident memory per process while a {m['file_bytes'] / 2**30:.2f} GiB CSV is ingested "
+          f"({m['records']:,} records in {m['seconds']:.1f} s)", ["process", "peak RSS"], rows)
+
+
+def print_all(r: dict) -> None:
+    for key, printer in (("ingest", print_ingest), ("naive", print_naive), ("search", print_search),
+                         ("time_to_searchable", print_tts), ("chunk_sizes", print_chunks), ("memory", print_memory)):
+        if key in r:
+            printer(r)
+
+
+def verdicts(r: dict) -> list[tuple[str, str, bool]]:
+    """Each target of issue 4 that this run measured: (target, figure, met)."""
+    out = []
+    target = TARGETS[r["mode"]]
+    s = r.get("ingest", {}).get("sentences.csv", {})
+    if "quern" in s and "floor" in s:
+        ratio = (s["records"] / s["quern"]["median"]) / (s["floor_records"] / s["floor"]["median"])
+        out.append((f"sentences.csv >= {target['floor_ratio']} of the floor", f"{ratio:.2f}", ratio >= target["floor_ratio"]))
+    if "quern" in s and "naive" in r:
+        n = r["naive"]
+        ratio = (s["records"] / s["quern"]["median"]) / (n["records"] / n["seconds"]["median"])
+        out.append((">= 30x the naive way", f"{ratio:.1f}x", ratio >= 30))
+    if "search" in r:
+        for clients in (1, 8):
+            e = r["search"][f"{clients}_clients"]
+            over = e["api"]["p50_ms"] - e["raw_sql"]["p50_ms"]
+            ratio = e["api"]["p95_ms"] / e["raw_sql"]["p95_ms"]
+            out.append((f"search p50 overhead <= 3 ms ({clients} clients)", f"{over:+.2f} ms", over <= 3))
+            out.append((f"search p95 <= 1.25x raw SQL ({clients} clients)", f"{ratio:.2f}x", ratio <= 1.25))
+    if "time_to_searchable" in r:
+        p50 = r["time_to_searchable"]["p50_s"]
+        out.append((f"time to searchable p50 <= {target['tts_p50_s'] * 1000:.0f} ms", f"{p50 * 1000:.0f} ms", p50 <= target["tts_p50_s"]))
+    if "memory" in r:
+        peak = max(r["memory"]["peak_rss_mb"].values())
+        out.append(("1 GB CSV: no process above 300 MB", f"{peak:.0f} MB", peak <= 300))
+    return out
+
+
+def print_verdicts(r: dict) -> None:
+    rows = [[t, figure, "met" if ok else "NOT met"] for t, figure, ok in verdicts(r)]
+    if rows:
+        table(f"Targets (issue 4), mode {r['mode']}", ["target", "measured", ""], rows)
+
+
+def compare(a_path: str, b_path: str) -> None:
+    a, b = (json.loads(Path(p).read_text()) for p in (a_path, b_path))
+    rows = []
+    for name in sorted(set(a.get("ingest", {})) | set(b.get("ingest", {}))):
+        for what in ("quern", "floor"):
+            ea, eb = a.get("ingest", {}).get(name, {}).get(what), b.get("ingest", {}).get(name, {}).get(what)
+            if ea and eb:
+                rows.append([f"ingest {name} ({what})", f"{ea['median']:.2f} s", f"{eb['median']:.2f} s", f"{eb['median'] / ea['median']:.2f}"])
+    for clients in ("1_clients", "8_clients"):
+        ea, eb = a.get("search", {}).get(clients), b.get("search", {}).get(clients)
+        if ea and eb:
+            for k in ("p50_ms", "p95_ms"):
+                rows.append([f"search API {k} ({clients})", f"{ea['api'][k]:.2f}", f"{eb['api'][k]:.2f}", f"{eb['api'][k] / ea['api'][k]:.2f}"])
+    ta, tb = a.get("time_to_searchable"), b.get("time_to_searchable")
+    if ta and tb:
+        rows.append(["time to searchable p50 (s)", f"{ta['p50_s']:.3f}", f"{tb['p50_s']:.3f}", f"{tb['p50_s'] / ta['p50_s']:.2f}"])
+    table(f"{a_path} ({a['mode']}, {a['started']})  vs  {b_path} ({b['mode']}, {b['started']})",
+          ["figure", "A", "B", "B/A"], rows)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["compare"]:
+        compare(argv[1], argv[2])
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=("sqlite", "pg"), default="sqlite")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ALL)}")
+    parser.add_argument("--skip", default="", help="comma-separated workloads to leave out")
+    parser.add_argument("--runs", type=int, default=3, help="runs per ingest workload (median reported)")
+    parser.add_argument("--corpus", default=str(ROOT / "corpus"))
+    parser.add_argument("--chunk-size", type=int, default=None, help="QUERN_CHUNK_SIZE for the run")
+    parser.add_argument("--chunk-sizes", default=",".join(map(str, DEFAULT_CHUNK_SIZES)))
+    parser.add_argument("--naive-records", type=int, default=20_000)
+    parser.add_argument("--naive-runs", type=int, default=3)
+    parser.add_argument("--search-rounds", type=int, default=10, help="passes over the query set (1 client)")
+    parser.add_argument("--tts-tries", type=int, default=50)
+    parser.add_argument("--memory-bytes", type=int, default=2**30)
+    parser.add_argument("--limit-rows", type=int, default=None, help="cut every file to N rows (smoke run)")
+    parser.add_argument("--output", default=None, help="results file (default bench/results/<mode>-<time>.json)")
+    args = parser.parse_args(argv)
+    started = time.time()
+    results = run(args)
+    results["wall_seconds"] = round(time.time() - started, 1)
+    out = Path(args.output) if args.output else ROOT / "bench" / "results" / f"{args.mode}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print("\n=== Summary ===")
+    print_all(results)
+    print_verdicts(results)
+    print(f"\nResults: {out}  ({results['wall_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

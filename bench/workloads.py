@@ -1,0 +1,393 @@
+"""The benchmark's workloads. Each returns plain data (seconds, counts) for the report.
+
+Django is set up by the caller (bench/__main__.py) on the benchmark's database, so these
+functions may read it; everything Quern does goes through its API and its real worker.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bench.stack import ROOT, Client, Stack, rss_mb
+
+# --- the corpus ---------------------------------------------------------------------------
+
+MAKE_CORPUS = Path(os.environ.get("QUERN_BENCH_MAKE_CORPUS", ROOT.parent / "shared" / "bench" / "make-corpus"))
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    paths: tuple[Path, ...]
+    fmt: str
+
+    @property
+    def bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.paths)
+
+
+def ensure_corpus(corpus: Path) -> None:
+    if (corpus / "sentences.csv").exists() and (corpus / "queries.txt").exists():
+        return
+    print(f"Building the corpus into {corpus} with {MAKE_CORPUS} (a few minutes, once)…", flush=True)
+    subprocess.run([str(MAKE_CORPUS), str(corpus)], check=True)
+
+
+def corpus_workloads(corpus: Path, limit_rows: int | None = None, scratch: Path | None = None) -> list[Workload]:
+    """The four ingest workloads; `limit_rows` cuts each file (a smoke run of the harness)."""
+    html = tuple(sorted((corpus / "html").rglob("*.html")))
+    workloads = [
+        Workload("html pages", html[: limit_rows // 100] if limit_rows else html, "html"),
+        Workload("gcide.jsonl", (corpus / "gcide.jsonl",), "jsonl"),
+        Workload("wordnet.csv", (corpus / "wordnet.csv",), "csv"),
+        Workload("sentences.csv", (corpus / "sentences.csv",), "csv"),
+    ]
+    if not limit_rows:
+        return workloads
+    cut = []
+    for w in workloads:
+        if len(w.paths) > 1:
+            cut.append(w)
+            continue
+        target = scratch / f"cut-{w.paths[0].name}"
+        if not target.exists():
+            with open(w.paths[0], "rb") as src, open(target, "wb") as dst:
+                for i, line in enumerate(src):
+                    if i > limit_rows:
+                        break
+                    dst.write(line)
+        cut.append(Workload(w.name, (target,), w.fmt))
+    return cut
+
+
+def parsed_rows(workload: Workload, limit: int | None = None) -> list[tuple[str, str, str, str]]:
+    """(key, title, body, fields JSON) of every record Quern would store: Quern's own pure parser."""
+    from indexing.formats import parse_chunk, split_document
+    from indexing.search.base import fields_json
+
+    rows: list[tuple[str, str, str, str]] = []
+    for path in workload.paths:
+        data = path.read_bytes()
+        split = split_document(io.BytesIO(data), workload.fmt, 50_000)
+        for chunk in split.chunks:
+            records, _ = parse_chunk(
+                data[chunk.start : chunk.end], workload.fmt, first_ordinal=chunk.first_ordinal,
+                first_line=chunk.first_line, header=split.header, dialect=split.dialect,
+            )
+            rows.extend((r.key, r.title, r.body, fields_json(r.fields)) for r in records)
+            if limit and len(rows) >= limit:
+                return rows[:limit]
+    return rows
+
+
+# --- reset between runs -------------------------------------------------------------------
+
+
+def delete_documents(names: list[str]) -> None:
+    """Remove earlier runs' documents of a workload, so each run starts from the same state."""
+    from django.db import connection
+
+    from indexing.models import Document, Job
+    from indexing.search import get_backend
+
+    backend = get_backend()
+    for job_id in Job.objects.filter(document__name__in=names).values_list("pk", flat=True):
+        backend.remove_job(job_id)
+    Document.objects.filter(name__in=names).delete()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE indexing_record")
+
+
+# --- ingest, end to end -------------------------------------------------------------------
+
+
+def _finished_at(job: dict) -> float:
+    return datetime.fromisoformat(job["finished_at"]).timestamp()
+
+
+def ingest_once(stack: Stack, workload: Workload, chunk_size: int | None = None, batch: int = 100) -> dict:
+    """From the first API call to the last job's `succeeded`: seconds, records, documents."""
+    client = stack.client()
+    fields = {"format": workload.fmt} | ({"chunk_size": str(chunk_size)} if chunk_size else {})
+    started = time.time()
+    job_ids: list[int] = []
+    for i in range(0, len(workload.paths), batch):
+        job_ids += [j["id"] for j in client.post_files(list(workload.paths[i : i + batch]), fields)]
+    jobs = client.wait_jobs(job_ids)
+    failed = [j for j in jobs if j["status"] != "succeeded"]
+    records = sum(j["progress"]["records_indexed"] for j in jobs)
+    return {
+        "seconds": max(_finished_at(j) for j in jobs) - started,
+        "records": records,
+        "documents": len(jobs),
+        "failed_documents": len(failed),
+        "failure_examples": [(j["document"]["name"], j["errors"][:1]) for j in failed[:3]],
+    }
+
+
+# --- the floor: the database's own bulk load, no Quern ------------------------------------
+
+
+def _copy_text(rows: list[tuple[str, str, str, str]]) -> bytes:
+    def esc(v: str) -> str:
+        return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r").replace("\x00", " ")
+
+    return "".join(f"{esc(k)}\t{esc(t)}\t{esc(b)}\t{esc(f)}\n" for k, t, b, f in rows).encode()
+
+
+def floor_once(mode: str, rows: list[tuple[str, str, str, str]]) -> float:
+    """Load `rows` the fastest way this database has; seconds for load + search index."""
+    from django.db import connection
+
+    if mode == "pg":
+        import psycopg
+
+        payload = _copy_text(rows)  # prepared before the clock starts, as a file on disk would be
+        params = connection.get_connection_params()
+        with psycopg.connect(**params) as conn:
+            conn.execute("DROP TABLE IF EXISTS bench_floor")
+            conn.commit()
+            started = time.perf_counter()
+            conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, key text, title text, body text, fields jsonb)")
+            with conn.cursor().copy("COPY bench_floor (key, title, body, fields) FROM STDIN") as copy:
+                for i in range(0, len(payload), 1 << 22):
+                    copy.write(payload[i : i + (1 << 22)])
+            conn.execute(
+                "ALTER TABLE bench_floor ADD COLUMN search tsvector GENERATED ALWAYS AS"
+                " (setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', body), 'B')) STORED"
+            )
+            conn.execute("CREATE INDEX ON bench_floor USING gin (search)")
+            conn.commit()
+            seconds = time.perf_counter() - started
+            conn.execute("DROP TABLE bench_floor")
+            conn.commit()
+        return seconds
+    db = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        for ddl in ("DROP TABLE IF EXISTS bench_floor", "DROP TABLE IF EXISTS bench_floor_fts"):
+            db.execute(ddl)
+        started = time.perf_counter()
+        db.execute("BEGIN")
+        db.execute("CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, key TEXT, title TEXT, body TEXT, fields TEXT)")
+        db.execute("CREATE VIRTUAL TABLE bench_floor_fts USING fts5(title, body, tokenize='porter unicode61')")
+        db.executemany("INSERT INTO bench_floor (key, title, body, fields) VALUES (?, ?, ?, ?)", rows)
+        db.execute("INSERT INTO bench_floor_fts (rowid, title, body) SELECT id, title, body FROM bench_floor")
+        db.execute("COMMIT")
+        seconds = time.perf_counter() - started
+        db.execute("DROP TABLE bench_floor")
+        db.execute("DROP TABLE bench_floor_fts")
+        return seconds
+    finally:
+        db.close()
+
+
+# --- the naive way ------------------------------------------------------------------------
+
+
+def naive_once(stack: Stack, rows: list[tuple[str, str, str, str]]) -> float:
+    """One task per record (bench/naive.py) on the same broker and database; seconds to all saved."""
+    import json
+
+    from indexing.models import Document, Job, Record
+
+    from bench.naive import index_record
+
+    document = Document.objects.create(name="naive", format="csv", size=0, sha256="", file="")
+    job = Job.objects.create(document=document, status="succeeded", format="csv", size=0, sha256="", file="", chunk_size=1)
+    started = time.perf_counter()
+    for ordinal, (key, title, body, fields) in enumerate(rows):
+        index_record.delay(job.pk, document.pk, ordinal, key, title, body, json.loads(fields))
+    while Record.objects.filter(job=job).count() < len(rows):
+        time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    delete_documents(["naive"])
+    return seconds
+
+
+# --- search: the API against the raw SQL it runs ------------------------------------------
+
+
+def captured_search_sql(queries: list[str]) -> dict[str, list[tuple[str, tuple]]]:
+    """The SQL statements (and parameters) Quern's search backend runs for each query."""
+    from django.db import connection
+
+    from indexing.query import parse_query
+    from indexing.search import get_backend
+
+    backend, captured = get_backend(), {}
+    for q in queries:
+        statements: list[tuple[str, tuple]] = []
+
+        def keep(execute, sql, params, many, context):
+            statements.append((sql, tuple(params or ())))
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(keep):
+            backend.search(parse_query(q), limit=10, offset=0)
+        captured[q] = statements
+    return captured
+
+
+def _percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def _latency_run(clients: int, rounds: int, make_worker) -> dict:
+    """`clients` threads each run the query set `rounds` times; per-request latencies in ms."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def run(_):
+        call = make_worker()
+        mine = []
+        for _ in range(rounds):
+            mine.extend(call())
+        with lock:
+            latencies.extend(mine)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(run, range(clients)))
+    wall = time.perf_counter() - started
+    return {
+        "p50_ms": statistics.median(latencies),
+        "p95_ms": _percentile(latencies, 95),
+        "requests": len(latencies),
+        "requests_per_s": len(latencies) / wall,
+    }
+
+
+def search_latencies(stack: Stack, queries: list[str], clients: int, rounds: int) -> dict:
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    captured = captured_search_sql(queries)
+    vendor = connection.vendor
+    settings = connection.settings_dict
+    params = connection.get_connection_params() if vendor == "postgresql" else None
+
+    def api_worker():
+        client = Client(stack.port)
+
+        def call():
+            out = []
+            for q in queries:
+                t = time.perf_counter()
+                client.get(f"/api/search?q={quote(q)}&limit=10")
+                out.append((time.perf_counter() - t) * 1000)
+            return out
+
+        return call
+
+    def raw_worker():
+        if vendor == "postgresql":
+            import psycopg
+
+            conn = psycopg.connect(**params, autocommit=True, cursor_factory=psycopg.ClientCursor)
+        else:
+            conn = sqlite3.connect(settings["NAME"], check_same_thread=False)
+
+        def call():
+            out = []
+            for q in queries:
+                t = time.perf_counter()
+                for sql, args in captured[q]:
+                    if vendor == "sqlite":
+                        sql = sql.replace("%s", "?").replace("%%", "%")
+                    cur = conn.execute(sql, args)
+                    cur.fetchall()
+                out.append((time.perf_counter() - t) * 1000)
+            return out
+
+        return call
+
+    return {
+        "api": _latency_run(clients, rounds, api_worker),
+        "raw_sql": _latency_run(clients, rounds, raw_worker),
+    }
+
+
+# --- time to searchable -------------------------------------------------------------------
+
+
+def time_to_searchable(stack: Stack, tries: int) -> list[float]:
+    """A one-record document: seconds from the POST until /api/search finds it."""
+    client = stack.client()
+    seconds = []
+    for i in range(tries):
+        token = "tts" + uuid.uuid4().hex[:12]
+        started = time.perf_counter()
+        client.post_json("/api/documents", {"name": f"tts-{i}.csv", "content": f"id,text\n1,{token} arrives\n", "format": "csv"})
+        while client.get(f"/api/search?q={token}")["total"] < 1:
+            if time.perf_counter() - started > 60:
+                raise TimeoutError(f"{token} not searchable after 60 s")
+            time.sleep(0.005)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+# --- memory under a 1 GB CSV --------------------------------------------------------------
+
+
+def make_big_csv(source: Path, target: Path, size: int) -> Path:
+    """sentences.csv repeated, ids renumbered, until `size` bytes: distinct records, real text."""
+    if target.exists() and target.stat().st_size >= size:
+        return target
+    tmp = target.with_suffix(".tmp")
+    with open(source, "rb") as src:
+        header, *lines = src.read().split(b"\n")
+    lines = [line.split(b",", 1)[1] for line in lines if line]
+    written, ordinal = 0, 0
+    with open(tmp, "wb") as out:
+        out.write(header + b"\n")
+        while written < size:
+            block = []
+            for rest in lines:
+                ordinal += 1
+                block.append(b"%d,%s\n" % (ordinal, rest))
+            data = b"".join(block)
+            out.write(data)
+            written += len(data)
+    tmp.rename(target)
+    return target
+
+
+def memory_while_ingesting(stack: Stack, path: Path) -> dict:
+    """Peak resident memory of each web and worker process while `path` goes through."""
+    peaks: dict[str, float] = {}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            for role, process in stack.processes.items():
+                for pid in process.pids():
+                    peaks[f"{role}:{pid}"] = max(peaks.get(f"{role}:{pid}", 0.0), rss_mb(pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = ingest_once(stack, Workload(path.name, (path,), "csv"))
+    finally:
+        stop.set()
+        sampler.join()
+    by_role: dict[str, float] = {}
+    for key, peak in peaks.items():
+        role = key.split(":")[0]
+        by_role[role] = max(by_role.get(role, 0.0), peak)
+    return result | {"peak_rss_mb": by_role, "peak_rss_mb_per_process": peaks, "file_bytes": path.stat().st_size}
