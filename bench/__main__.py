@@ -101,6 +101,8 @@ def run(args) -> dict:
         "limit_rows": args.limit_rows,
     }
     loads = w.corpus_workloads(corpus, args.limit_rows, scratch)
+    if args.workloads:
+        loads = [x for x in loads if x.name in args.workloads.split(",") or x.name == "sentences.csv"]
     sentences = next(x for x in loads if x.name == "sentences.csv")
     try:
         stack.start_worker()
@@ -111,6 +113,8 @@ def run(args) -> dict:
         if "ingest" in only or "floor" in only:
             results["ingest"] = {}
             for load in loads:
+                if args.workloads and load.name not in args.workloads.split(","):
+                    continue
                 entry = {"bytes": load.bytes, "documents": len(load.paths), "format": load.fmt}
                 if "ingest" in only:
                     runs = []
@@ -127,11 +131,14 @@ def run(args) -> dict:
                     rows = w.parsed_rows(load)
                     entry.setdefault("records", len(rows))
                     entry["floor_records"] = len(rows)
-                    floors = []
+                    floors, phases = [], []
                     for i in range(args.runs):
-                        floors.append(w.floor_once(mode, rows))
-                        print(f"  floor {load.name} run {i + 1}: {floors[-1]:.2f} s", flush=True)
+                        phases.append({})
+                        floors.append(w.floor_once(mode, rows, phases[-1]))
+                        steps = ", ".join(f"{k} {v:.2f} s" for k, v in phases[-1].items())
+                        print(f"  floor {load.name} run {i + 1}: {floors[-1]:.2f} s ({steps})", flush=True)
                     entry["floor"] = spread(floors)
+                    entry["floor_phases"] = phases
                     del rows
                 results["ingest"][load.name] = entry
             print_ingest(results)
@@ -337,6 +344,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--mode", choices=("sqlite", "pg"), default="sqlite")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ALL)}")
     parser.add_argument("--skip", default="", help="comma-separated workloads to leave out")
+    parser.add_argument("--workloads", default="", help="ingest only these (e.g. sentences.csv,wordnet.csv)")
     parser.add_argument("--runs", type=int, default=3, help="runs per ingest workload (median reported)")
     parser.add_argument("--corpus", default=str(ROOT / "corpus"))
     parser.add_argument("--chunk-size", type=int, default=None, help="QUERN_CHUNK_SIZE for the run")

@@ -146,10 +146,11 @@ def _copy_text(rows: list[tuple[str, str, str, str]]) -> bytes:
     return "".join(f"{esc(k)}\t{esc(t)}\t{esc(b)}\t{esc(f)}\n" for k, t, b, f in rows).encode()
 
 
-def floor_once(mode: str, rows: list[tuple[str, str, str, str]]) -> float:
+def floor_once(mode: str, rows: list[tuple[str, str, str, str]], phases: dict | None = None) -> float:
     """Load `rows` the fastest way this database has; seconds for load + search index."""
     from django.db import connection
 
+    phases = {} if phases is None else phases
     if mode == "pg":
         import psycopg
 
@@ -163,13 +164,16 @@ def floor_once(mode: str, rows: list[tuple[str, str, str, str]]) -> float:
             with conn.cursor().copy("COPY bench_floor (key, title, body, fields) FROM STDIN") as copy:
                 for i in range(0, len(payload), 1 << 22):
                     copy.write(payload[i : i + (1 << 22)])
+            phases["copy"] = time.perf_counter() - started
             conn.execute(
                 "ALTER TABLE bench_floor ADD COLUMN search tsvector GENERATED ALWAYS AS"
                 " (setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', body), 'B')) STORED"
             )
+            phases["tsvector"] = time.perf_counter() - started - phases["copy"]
             conn.execute("CREATE INDEX ON bench_floor USING gin (search)")
             conn.commit()
             seconds = time.perf_counter() - started
+            phases["gin"] = seconds - phases["copy"] - phases["tsvector"]
             conn.execute("DROP TABLE bench_floor")
             conn.commit()
         return seconds
@@ -184,9 +188,11 @@ def floor_once(mode: str, rows: list[tuple[str, str, str, str]]) -> float:
         db.execute("CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, key TEXT, title TEXT, body TEXT, fields TEXT)")
         db.execute("CREATE VIRTUAL TABLE bench_floor_fts USING fts5(title, body, tokenize='porter unicode61')")
         db.executemany("INSERT INTO bench_floor (key, title, body, fields) VALUES (?, ?, ?, ?)", rows)
+        phases["insert"] = time.perf_counter() - started
         db.execute("INSERT INTO bench_floor_fts (rowid, title, body) SELECT id, title, body FROM bench_floor")
         db.execute("COMMIT")
         seconds = time.perf_counter() - started
+        phases["fts5"] = seconds - phases["insert"]
         db.execute("DROP TABLE bench_floor")
         db.execute("DROP TABLE bench_floor_fts")
         return seconds
@@ -298,7 +304,7 @@ def search_latencies(stack: Stack, queries: list[str], clients: int, rounds: int
         if vendor == "postgresql":
             import psycopg
 
-            conn = psycopg.connect(**params, autocommit=True, cursor_factory=psycopg.ClientCursor)
+            conn = psycopg.connect(**(params | {"autocommit": True, "cursor_factory": psycopg.ClientCursor}))
         else:
             conn = sqlite3.connect(settings["NAME"], check_same_thread=False)
 

@@ -280,15 +280,20 @@ def index_chunk(job_id: int, number: int) -> bool:
     try:
         with transaction.atomic():
             # The chunk's lock serializes two deliveries of the same chunk; the second sees done.
-            if Chunk.objects.select_for_update().filter(pk=chunk.pk, done_at=None).first() is None:
+            # order_by(): Chunk's default ordering joins the job, and FOR UPDATE then locked the
+            # job row too, for the whole transaction: a job's chunks ran one at a time (measured).
+            undone = Chunk.objects.select_for_update(no_key=True).filter(pk=chunk.pk, done_at=None).order_by()
+            if not undone.values_list("pk", flat=True):
                 return False
             backend.remove_range(
                 job_id=job_id, first_ordinal=chunk.first_ordinal, last_ordinal=chunk.first_ordinal + chunk.units - 1
             )
             backend.index_records(job_id=job_id, document_id=job.document_id, records=records)
             # The job's lock, taken last and held briefly, makes "was this the last chunk?" exact
-            # even when two chunks commit at the same moment.
-            job = Job.objects.select_for_update().get(pk=job_id)
+            # even when two chunks commit at the same moment. NO KEY UPDATE, not UPDATE: the
+            # records just inserted hold KEY SHARE on the job row (their foreign key), and a
+            # plain FOR UPDATE waited for every other chunk's whole transaction (measured).
+            job = Job.objects.select_for_update(no_key=True).get(pk=job_id)
             if job.status != Status.INDEXING:
                 raise _Abandon
             Chunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now(), records=len(records))
