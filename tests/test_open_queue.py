@@ -404,3 +404,9 @@ def test_while_the_backpressure_hook_says_no_messages_stay_on_the_queue_untouche
     run_until_quiet(1.0)
     assert (broker.count("quern.submit"), broker.count("quern.submit.rejected"), Job.objects.count()) == (0, 0, 1)
     consumer.connection.release()
+
+
+def test_the_readme_shows_the_very_example_files_the_tests_run():
+    readme = (ROOT / "README.md").read_text()
+    for name in ("submit.py", "submit.js"):
+        assert (EXAMPLES / name).read_text() in readme, f"README.md must show examples/{name} as it is"
