@@ -84,8 +84,11 @@ class SubmitConsumer(ConsumerProducerMixin):
         logger.info("Consuming quern.submit on %s", connection.as_uri())
 
     def on_iteration(self) -> None:
-        # Runs at least once a second (drain_events times out after 1 s): re-checks the gate.
+        # Runs at least once a second (drain_events times out after 1 s): re-checks the gate, and
+        # keeps the publishing connection's heartbeats going (kombu only checks the consuming one).
         self._set_paused(not accepting_submissions())
+        if self._producer_connection is not None:
+            self._producer_connection.heartbeat_check()
 
     def _set_paused(self, paused: bool, *, force: bool = False) -> None:
         if paused == self.paused and not force:

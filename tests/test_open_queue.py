@@ -385,25 +385,65 @@ def test_a_consumer_killed_before_its_commit_loses_nothing_and_makes_exactly_one
             _stop(replacement)
 
 
-def test_while_the_backpressure_hook_says_no_messages_stay_on_the_queue_untouched(broker, captured_messages, clean_index, monkeypatch):
+def _run_until_quiet(consumer: open_queue.SubmitConsumer, seconds: float = 1.0) -> None:
+    """Drive a consumer in this process (and this test's database) until no message came for `seconds`."""
+    try:
+        for _ in consumer.consume(timeout=seconds, safety_interval=0.2):
+            pass
+    except socket.timeout:
+        pass
+
+
+@pytest.fixture
+def in_process_consumer(broker, captured_messages, clean_index):
+    consumer = open_queue.SubmitConsumer(open_queue.broker_connection())
+    yield consumer
+    consumer.connection.release()
+
+
+def _counts(broker: Broker) -> tuple[int, int, int]:
+    return broker.count("quern.submit"), broker.count("quern.submit.rejected"), Job.objects.count()
+
+
+def test_while_the_backpressure_hook_says_no_messages_stay_on_the_queue_untouched(broker, in_process_consumer, monkeypatch):
     gate = {"open": False}
     monkeypatch.setattr(open_queue, "accepting_submissions", lambda: gate["open"])
-    consumer = open_queue.SubmitConsumer(open_queue.broker_connection())
-
-    def run_until_quiet(seconds: float) -> None:
-        try:
-            for _ in consumer.consume(timeout=seconds, safety_interval=0.2):
-                pass
-        except socket.timeout:
-            pass
-
     broker.submit({"name": "wait.txt", "content": "patience\n"})
-    run_until_quiet(1.0)
-    assert (broker.count("quern.submit"), broker.count("quern.submit.rejected"), Job.objects.count()) == (1, 0, 0)
+    _run_until_quiet(in_process_consumer)
+    assert _counts(broker) == (1, 0, 0)
     gate["open"] = True
-    run_until_quiet(1.0)
-    assert (broker.count("quern.submit"), broker.count("quern.submit.rejected"), Job.objects.count()) == (0, 0, 1)
-    consumer.connection.release()
+    _run_until_quiet(in_process_consumer)
+    assert _counts(broker) == (0, 0, 1)
+
+
+def test_a_passing_database_error_puts_the_message_back_and_it_is_taken_later(broker, in_process_consumer, monkeypatch):
+    from django.db import OperationalError
+
+    real_submit, failures = services.submit, []
+
+    def flaky_submit(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("database is locked")
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(open_queue, "TRANSIENT_RETRY_DELAY", 0)
+    monkeypatch.setattr(services, "submit", flaky_submit)
+    broker.submit({"name": "retry.txt", "content": "again\n"})
+    _run_until_quiet(in_process_consumer)
+    assert failures == [1] and _counts(broker) == (0, 0, 1)
+
+
+def test_a_message_that_trips_a_bug_is_dead_lettered_not_retried_forever(broker, in_process_consumer, monkeypatch):
+    def broken_submit(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(services, "submit", broken_submit)
+    broker.submit({"name": "bug.txt", "content": "boom\n"})
+    _run_until_quiet(in_process_consumer)
+    assert _counts(broker) == (0, 1, 0)
+    rejected = open_queue.REJECTED_QUEUE.bind(broker.channel).get(no_ack=True)
+    assert rejected.headers["x-quern-error-code"] == "internal_error"
 
 
 def test_the_readme_shows_the_very_example_files_the_tests_run():
