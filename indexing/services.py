@@ -450,7 +450,11 @@ def reconcile(now=None) -> dict[str, int]:
     unpublished = list(
         Job.objects.filter(events_pending=True, finished_at__lt=idle).order_by("pk").values_list("pk", flat=True)[:1000]
     )
-    counts["events"] = sum(events.publish_job_end(job_id) for job_id in unpublished)
+    counts["events"] = 0
+    for job_id in unpublished:
+        if not events.publish_job_end(job_id):
+            break  # the broker is not taking them: stop here rather than time out once per job
+        counts["events"] += 1
     if any(counts.values()):
         logger.warning("reconcile re-sent %s", counts)
     return counts
