@@ -180,6 +180,17 @@ def test_the_same_idempotency_key_three_times_over_the_api_gives_one_job(client,
     assert captured_messages == [("quern.split", [Job.objects.get().pk])]
 
 
+def test_an_idempotency_key_stands_for_one_document_of_1_to_255_characters(client, captured_messages):
+    first, second = io.BytesIO(b"a\n"), io.BytesIO(b"b\n")
+    first.name, second.name = "a.txt", "b.txt"
+    several = client.post("/api/documents", {"file": [first, second]}, HTTP_IDEMPOTENCY_KEY="k")
+    too_long = client.post("/api/documents", data={"name": "a.txt", "content": "a"}, content_type="application/json",
+                           HTTP_IDEMPOTENCY_KEY="k" * 256)
+    assert (several.status_code, several.json()["error"]["code"]) == (400, "bad_parameter")
+    assert (too_long.status_code, too_long.json()["error"]["code"]) == (400, "bad_idempotency_key")
+    assert Job.objects.count() == 0 and captured_messages == []
+
+
 def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and_metadata(captured_messages, clean_index):
     body = json.dumps({"name": "m.md", "content": "# Moa\n\nExtinct.\n", "metadata": {"ticket": 9}}).encode()
     job = open_queue.take_submission(body, reply_to="amq.gen-1", correlation_id="c-1")
