@@ -72,6 +72,10 @@ def publish(messages: list[tuple[Exchange | str, str, dict[str, Any], dict[str, 
                 delivery_mode=2,
                 declare=[exchange] if isinstance(exchange, Exchange) else [],
                 timeout=CONFIRM_TIMEOUT,
+                # A connection the broker dropped since the last event (a restart) is re-opened
+                # once; a broker still down fails fast and reconcile publishes later.
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 1},
                 **properties,
             )
     except Exception:

@@ -103,8 +103,8 @@ class SubmitConsumer(ConsumerProducerMixin):
 
     def on_message(self, message) -> None:
         if not accepting_submissions():
+            self._set_paused(True)  # cancel first, so the broker does not hand it straight back
             message.requeue()  # back on quern.submit as it was; taken again when the gate opens
-            self._set_paused(True)
             return
         properties = message.properties
         reply_to = properties.get("reply_to") or ""
