@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+NODE_STAMP := examples/node_modules/.installed
 
 .PHONY: run test test-unit install install-test migrate worker web bench clean
 
@@ -20,7 +21,15 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 
 install: $(STAMP)
 
-install-test: $(TEST_STAMP)
+# The open queue's Node.js example (examples/submit.js) is run by the tests: amqplib from its lock file.
+$(NODE_STAMP): examples/package.json examples/package-lock.json
+	@command -v npm >/dev/null || { echo "Installing Debian's nodejs and npm for the Node.js example"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+	  || { echo "Could not install nodejs: run 'apt-get install nodejs npm' as root"; exit 1; }; }
+	cd examples && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install-test: $(TEST_STAMP) $(NODE_STAMP)
 	@# Browser tests drive Debian's Chromium (no browser download from the test tool).
 	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

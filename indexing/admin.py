@@ -60,13 +60,15 @@ class ChunkInline(admin.TabularInline):
 class JobAdmin(admin.ModelAdmin):
     list_display = ("id", "document_link", "status", "source", "format", "progress", "records_indexed", "error_count", "created_at")
     list_filter = ("status", "source", "format", "created_at")
-    search_fields = ("document__name", "=id", "sha256")
+    search_fields = ("document__name", "=id", "sha256", "=idempotency_key")
     list_select_related = ("document",)
     readonly_fields = (
         "document_link", "status", "source", "format", "encoding", "size", "sha256", "file", "chunk_size",
         "progress", "records_total", "records_indexed", "chunks_total", "chunks_done", "error_count",
         "errors_list", "split_info", "created_at", "split_started_at", "split_finished_at", "finished_at",
         "records_link", "tasks_link",
+        # The open queue: how the job was submitted, and whether its end event is still owed.
+        "idempotency_key", "reply_to", "correlation_id", "metadata", "events_pending",
     )
     exclude = ("document", "errors", "utf8_path")
     inlines = [ChunkInline]

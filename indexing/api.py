@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from functools import wraps
+from pathlib import Path
 from typing import Any, Callable
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -26,6 +27,7 @@ from indexing.search import get_backend
 logger = logging.getLogger(__name__)
 
 MAX_LIMIT = 100
+MESSAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 
 def error_response(code: str, message: str, status: int, **extra: Any) -> JsonResponse:
@@ -95,6 +97,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "split_finished_at": _time(job.split_finished_at),
         "finished_at": _time(job.finished_at),
         "url": job.get_absolute_url(),
+        "metadata": job.metadata,
     }
 
 
@@ -147,6 +150,15 @@ def documents(request: HttpRequest) -> JsonResponse:
     )
 
 
+def _idempotency_key(request: HttpRequest) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise QuernError("bad_idempotency_key", "The Idempotency-Key header must be 1 to 255 characters.")
+    return key
+
+
 def _submit_options(data: Any) -> dict[str, Any]:
     options = {
         "format": data.get("format") or None,
@@ -177,8 +189,14 @@ def _submit_files(request: HttpRequest) -> JsonResponse:
         raise QuernError("bad_parameter", "replace takes one file at a time.")
     # A name given with a single file renames it; with several files each keeps its own.
     given_name = request.POST.get("name") if len(files) == 1 else None
+    key = _idempotency_key(request)
+    if key is not None and len(files) > 1:
+        raise QuernError("bad_parameter", "An Idempotency-Key stands for one document: send one file per request.")
     with transaction.atomic():  # all the files or none; the splits are sent after the one commit
-        jobs = [services.submit(f, name=given_name or f.name, source=Source.API, **options) for f in files]
+        jobs = [
+            services.submit(f, name=given_name or f.name, source=Source.API, idempotency_key=key, **options)
+            for f in files
+        ]
     return _accepted(jobs)
 
 
@@ -204,7 +222,9 @@ def _submit_json(request: HttpRequest) -> JsonResponse:
             raw = base64.b64decode(content_b64, validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise QuernError("bad_content", "content_base64 is not valid base64.") from None
-    job = services.submit(io.BytesIO(raw), name=name, source=Source.API, **_submit_options(data))
+    job = services.submit(
+        io.BytesIO(raw), name=name, source=Source.API, idempotency_key=_idempotency_key(request), **_submit_options(data)
+    )
     return _accepted([job])
 
 
@@ -275,6 +295,15 @@ def search(request: HttpRequest) -> JsonResponse:
 @api_view("GET")
 def schema(request: HttpRequest) -> JsonResponse:
     return JsonResponse(openapi_schema())
+
+
+@api_view("GET")
+def message_schema(request: HttpRequest, name: str) -> JsonResponse:
+    """The JSON Schemas of the open queue's messages (submit, event, reply), from indexing/schemas/."""
+    names = sorted(p.stem for p in MESSAGE_SCHEMAS.glob("*.json"))
+    if name not in names:
+        raise QuernError("not_found", f"There is no message schema {name!r}; there are {', '.join(names)}.", status=404)
+    return JsonResponse(json.loads((MESSAGE_SCHEMAS / f"{name}.json").read_text()))
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

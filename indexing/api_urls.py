@@ -10,5 +10,6 @@ urlpatterns = [
     path("jobs/<int:job_id>", api.job_detail, name="api-job"),
     path("search", api.search, name="api-search"),
     path("schema", api.schema, name="api-schema"),
+    path("schema/messages/<slug:name>", api.message_schema, name="api-message-schema"),
     re_path(r"^.*$", api.not_found),
 ]

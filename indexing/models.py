@@ -77,6 +77,15 @@ class Job(models.Model):
     split_finished_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The open queue (indexing/open_queue.py): a key makes a second submission return this job;
+    # reply_to/correlation_id say where the job's end is answered; metadata is the submitter's own.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    reply_to = models.CharField(max_length=255, blank=True)
+    correlation_id = models.CharField(max_length=255, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Outbox: set in the transaction that ends the job, cleared once its event (and end reply) is
+    # confirmed by the broker; reconcile re-publishes what stays set (at-least-once events).
+    events_pending = models.BooleanField(default=False, db_index=True)
 
     class Meta:
         ordering = ["-id"]

@@ -95,6 +95,7 @@ SCHEMAS: dict[str, Any] = {
             "split_finished_at": _NULLABLE_TIME,
             "finished_at": _NULLABLE_TIME,
             "url": {"type": "string"},
+            "metadata": {"type": "object", "description": "The submitter's own data (AMQP submit messages)."},
         },
     },
     "JobList": {
@@ -189,6 +190,14 @@ PATHS: dict[str, Any] = {
     "/api/documents": {
         "post": {
             "summary": "Submit documents: one job per file",
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "description": "A key used before (here or as an AMQP idempotency_key) returns that job; one file per request.",
+                }
+            ],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -244,6 +253,15 @@ PATHS: dict[str, Any] = {
     },
     "/api/schema": {
         "get": {"summary": "This OpenAPI document", "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})}}
+    },
+    "/api/schema/messages/{name}": {
+        "get": {
+            "summary": "JSON Schema of an AMQP message: submit (quern.submit), event (quern.events), reply",
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": ["submit", "event", "reply"]}}
+            ],
+            "responses": {"200": _json("A JSON Schema (2020-12)", {"type": "object"}), "404": _error("No such message schema")},
+        }
     },
 }
 

@@ -17,11 +17,12 @@ from celery import current_app
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
+from indexing import events
 from indexing.errors import QuernError
 from indexing.formats import detect_format, parse_chunk, split_document
 from indexing.formats.encoding import sniff_encoding, transcode_to_utf8
@@ -111,8 +112,17 @@ def submit(
     encoding: str | None = None,
     chunk_size: int | None = None,
     replace: int | None = None,
+    idempotency_key: str | None = None,
+    reply_to: str = "",
+    correlation_id: str = "",
+    metadata: dict[str, Any] | None = None,
 ) -> Job:
-    """Store a document (or a new version of `replace`) and its job; split after commit."""
+    """Store a document (or a new version of `replace`) and its job; split after commit.
+
+    With an `idempotency_key` already used, nothing is stored and that key's job is returned.
+    """
+    if idempotency_key and (existing := _job_for_key(idempotency_key)):
+        return existing
     name = (name or "").strip()[:255]
     if not name:
         raise QuernError("missing_name", "A document needs a name (a file name, or the name field).")
@@ -126,7 +136,30 @@ def submit(
             encoding = sniff_encoding(b"", encoding)
     except ParseError as error:
         raise QuernError(error.code, error.message, status=415 if error.code == "unknown_format" else 400) from error
+    try:
+        return _create_job(
+            stored, name=name, source=source, fmt=fmt, encoding=encoding, chunk_size=chunk_size, replace=replace,
+            idempotency_key=idempotency_key, reply_to=reply_to[:255], correlation_id=correlation_id[:255],
+            metadata=metadata or {},
+        )
+    except IntegrityError:
+        # Two submissions with one key at once: the other committed first (the unique key says so).
+        if idempotency_key and (existing := _job_for_key(idempotency_key)):
+            return existing
+        raise
+
+
+def _job_for_key(key: str) -> Job | None:
+    return Job.objects.select_related("document").filter(idempotency_key=key).first()
+
+
+def _create_job(
+    stored: StoredFile, *, name: str, source: str, fmt: str, encoding: str | None, chunk_size: int,
+    replace: int | None, idempotency_key: str | None, reply_to: str, correlation_id: str, metadata: dict[str, Any],
+) -> Job:
     with transaction.atomic():
+        if idempotency_key and (existing := _job_for_key(idempotency_key)):
+            return existing
         if replace is not None:
             document = Document.objects.filter(pk=replace).first()
             if document is None:
@@ -144,6 +177,10 @@ def submit(
             sha256=stored.sha256,
             file=stored.name,
             chunk_size=chunk_size,
+            idempotency_key=idempotency_key or None,
+            reply_to=reply_to,
+            correlation_id=correlation_id,
+            metadata=metadata,
         )
         send_after_commit([("quern.split", [job.pk])])
     return job
@@ -332,6 +369,7 @@ def finalize(job_id: int) -> None:
         job.status = Status.SUCCEEDED
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "finished_at", "updated_at"])
+        on_job_finished(job)
         if previous is not None and previous > job.pk:
             # A newer version went live first (two jobs for one document): it stays live.
             send_after_commit([("quern.purge_job", [job.pk])])
@@ -352,6 +390,23 @@ def _mark_failed(job: Job, error: dict[str, Any]) -> None:
     job.error_count += 1
     job.save(update_fields=["status", "finished_at", "errors", "error_count", "updated_at"])
     send_after_commit([("quern.purge_job", [job.pk])])
+    on_job_finished(job)
+
+
+def on_job_finished(job: Job) -> None:
+    """What follows a job's end (succeeded, failed, cancelled), sent once that end is committed.
+
+    Call it inside the transaction that ends the job, from every place that ends one. It marks
+    the job's event as owed (the outbox flag `events_pending`, committed with the end), and after
+    the commit publishes `job.<status>` on quern.events and the end reply to the submitter's
+    reply_to; if that publish fails, reconcile publishes it again.
+    """
+    if not events.enabled():
+        return
+    job.events_pending = True  # also on the instance: a later job.save() by the caller keeps it
+    Job.objects.filter(pk=job.pk).update(events_pending=True)
+    job_id = job.pk
+    transaction.on_commit(lambda: events.publish_job_end(job_id))
 
 
 def fail(job_id: int, error: dict[str, Any]) -> None:
@@ -411,6 +466,15 @@ def reconcile(now=None) -> dict[str, int]:
     # Touch what was re-sent, so the next run waits another interval before re-sending it.
     Job.objects.filter(pk__in=touched).update(updated_at=now)
     _send_now(messages)
+    # Events whose publish failed at the job's end (broker down, no confirm): publish them again.
+    unpublished = list(
+        Job.objects.filter(events_pending=True, finished_at__lt=idle).order_by("pk").values_list("pk", flat=True)[:1000]
+    )
+    counts["events"] = 0
+    for job_id in unpublished:
+        if not events.publish_job_end(job_id):
+            break  # the broker is not taking them: stop here rather than time out once per job
+        counts["events"] += 1
     if any(counts.values()):
         logger.warning("reconcile re-sent %s", counts)
     return counts

@@ -112,6 +112,9 @@ QUERN_MAX_UPLOAD_BYTES = env_int("QUERN_MAX_UPLOAD_BYTES", 2 * 1024**3)
 QUERN_RECONCILE_INTERVAL = env_int("QUERN_RECONCILE_INTERVAL", 30)  # seconds between reconcile runs
 QUERN_RECONCILE_AFTER = env_int("QUERN_RECONCILE_AFTER", 60)  # a step idle this long is re-sent
 QUERN_PAGE_SIZE = 20
+# The open queue (manage.py consume): a larger submit message is dead-lettered; bigger documents go
+# through the HTTP API, which streams them. Well under RabbitMQ's own max_message_size (128 MiB).
+QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
 
 # --- Celery -------------------------------------------------------------------------------
 BROKER_DIR = QUERN_DATA_DIR / "broker"

@@ -27,6 +27,13 @@ def test_compose_runs_web_worker_and_beat_on_postgres_and_rabbitmq():
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
+def test_compose_runs_the_open_queue_consumer():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert services["consumer"]["command"].split()[-2:] == ["manage.py", "consume"]
+    assert (ROOT / "indexing" / "management" / "commands" / "consume.py").exists()
+    assert services["consumer"]["environment"]["CELERY_BROKER_URL"].startswith("amqp://")
+
+
 def test_every_setting_is_listed_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     source = (ROOT / "project" / "settings.py").read_text()

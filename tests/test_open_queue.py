@@ -1,0 +1,474 @@
+"""The open queue: submit over AMQP, replies, dead-letters, idempotency keys, job events.
+
+Tests marked by the `rabbitmq` fixture talk to the real RabbitMQ named by CELERY_BROKER_URL (the
+open queue needs it) with a real `manage.py consume` process and the real worker; in the embedded
+pass (filesystem broker) they skip, and with QUERN_REQUIRE_SERVICES set they fail instead.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from indexing import events, open_queue, services
+from indexing.messages import FORMATS
+from indexing.models import Document, Job, Status
+from indexing.openapi import FORMATS as API_FORMATS
+from tests.conftest import ROOT, _database_url, wait_for, wait_for_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CONSUMER_MAX_MESSAGE_BYTES = 64 * 1024  # the consumer under test; keeps "just over" messages small
+EXAMPLES = ROOT / "examples"
+
+
+# --- fixtures and helpers -----------------------------------------------------------------
+
+
+@pytest.fixture
+def rabbitmq():
+    """The RabbitMQ of CELERY_BROKER_URL, its open-queue queues emptied; skips on the filesystem broker."""
+    if not events.enabled():
+        if os.environ.get("QUERN_REQUIRE_SERVICES"):
+            pytest.fail("QUERN_REQUIRE_SERVICES is set but CELERY_BROKER_URL is not amqp://: the open queue is untested")
+        pytest.skip("the open queue needs RabbitMQ: run with CELERY_BROKER_URL=amqp://… (the filesystem broker cannot "
+                    "take messages from other programs nor redeliver after a crash)")
+    with open_queue.broker_connection() as conn:
+        channel = conn.channel()
+        for queue in (open_queue.SUBMIT_QUEUE, open_queue.REJECTED_QUEUE):
+            bound = queue.bind(channel)
+            bound.declare()
+            bound.purge()
+        channel.close()
+    return _standard_amqp_uri(settings.CELERY_BROKER_URL)
+
+
+def _standard_amqp_uri(url: str) -> str:
+    """kombu reads amqp://…// as the vhost "/"; pika and amqplib follow the AMQP URI spec (%2F)."""
+    from urllib.parse import quote
+
+    from kombu import Connection
+
+    c = Connection(url)
+    return f"amqp://{quote(c.userid, safe='')}:{quote(c.password, safe='')}@{c.hostname}:{c.port or 5672}/{quote(c.virtual_host, safe='')}"
+
+
+def _start_consumer(log_path: Path, **extra_env: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "QUERN_DATA_DIR": str(settings.QUERN_DATA_DIR),
+        "QUERN_MAX_MESSAGE_BYTES": str(CONSUMER_MAX_MESSAGE_BYTES),
+        **extra_env,
+    }
+    log = open(log_path, "ab")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "consume"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    wait_for(lambda: b"Consuming quern.submit" in log_path.read_bytes() or process.poll() is not None,
+             timeout=60, message="the consumer to start")
+    assert process.poll() is None, log_path.read_text()
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def consumer(rabbitmq, pipeline, tmp_path):
+    """A real `manage.py consume` process on the test database, beside the real worker."""
+    log_path = tmp_path / "consume.log"
+    process = _start_consumer(log_path)
+    yield process
+    _stop(process)
+    if os.environ.get("QUERN_SHOW_WORKER_LOG"):
+        sys.stderr.write(log_path.read_text())
+
+
+class Broker:
+    """A plain AMQP client for the tests: publish raw submit messages, read queues."""
+
+    def __init__(self) -> None:
+        self.connection = open_queue.broker_connection()
+        self.channel = self.connection.channel()
+
+    def close(self) -> None:
+        self.connection.release()
+
+    def private_queue(self, *, bind_events: str | None = None):
+        from kombu import Queue
+
+        queue = Queue(f"test-{uuid.uuid4().hex}", exclusive=True, auto_delete=True).bind(self.channel)
+        queue.declare()
+        if bind_events:
+            events.EVENTS_EXCHANGE.bind(self.channel).declare()
+            self.channel.queue_bind(queue.name, "quern.events", bind_events)
+        return queue
+
+    def submit(self, body: bytes | dict, **properties) -> None:
+        from kombu import Producer
+
+        raw = json.dumps(body).encode() if isinstance(body, dict) else body
+        Producer(self.channel).publish(
+            raw, exchange="", routing_key="quern.submit", content_type="application/json", content_encoding="binary",
+            delivery_mode=2, **properties,
+        )
+
+    def count(self, name: str) -> int:
+        return self.channel.queue_declare(queue=name, passive=True).message_count
+
+    def take(self, queue, n: int, *, timeout: float = 60) -> list:
+        taken: list = []
+
+        def more() -> bool:
+            while (message := queue.get(no_ack=True)) is not None:
+                taken.append(message)
+            return len(taken) >= n
+
+        wait_for(more, timeout=timeout, message=f"{n} message(s) on {queue.name}")
+        return taken
+
+
+@pytest.fixture
+def broker(rabbitmq):
+    client = Broker()
+    yield client
+    client.close()
+
+
+def _csv(marker: str, rows: int = 30) -> bytes:
+    return ("id,name,text\n" + "".join(f"{n},item {n},row {n} of {marker}\n" for n in range(1, rows + 1))).encode()
+
+
+def _search(client, q: str) -> dict:
+    response = client.get("/api/search", {"q": q})
+    assert response.status_code == 200
+    return response.json()
+
+
+# --- in-process: no broker needed ---------------------------------------------------------
+
+
+def test_the_same_idempotency_key_three_times_over_the_api_gives_one_job(client, captured_messages, clean_index):
+    bodies = [
+        client.post("/api/documents", data={"name": "k.txt", "content": "kea parrots\n"}, content_type="application/json",
+                    HTTP_IDEMPOTENCY_KEY="order-17")
+        for _ in range(2)
+    ]
+    upload = io.BytesIO(b"other bytes, same key\n")
+    upload.name = "k2.txt"
+    bodies.append(client.post("/api/documents", {"file": upload}, HTTP_IDEMPOTENCY_KEY="order-17"))
+    assert [b.status_code for b in bodies] == [202, 202, 202]
+    assert {b.json()["id"] for b in bodies} == {Job.objects.get().pk}
+    assert Document.objects.count() == 1
+    assert captured_messages == [("quern.split", [Job.objects.get().pk])]
+
+
+def test_an_idempotency_key_stands_for_one_document_of_1_to_255_characters(client, captured_messages):
+    first, second = io.BytesIO(b"a\n"), io.BytesIO(b"b\n")
+    first.name, second.name = "a.txt", "b.txt"
+    several = client.post("/api/documents", {"file": [first, second]}, HTTP_IDEMPOTENCY_KEY="k")
+    too_long = client.post("/api/documents", data={"name": "a.txt", "content": "a"}, content_type="application/json",
+                           HTTP_IDEMPOTENCY_KEY="k" * 256)
+    assert (several.status_code, several.json()["error"]["code"]) == (400, "bad_parameter")
+    assert (too_long.status_code, too_long.json()["error"]["code"]) == (400, "bad_idempotency_key")
+    assert Job.objects.count() == 0 and captured_messages == []
+
+
+def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and_metadata(captured_messages, clean_index):
+    body = json.dumps({"name": "m.md", "content": "# Moa\n\nExtinct.\n", "metadata": {"ticket": 9}}).encode()
+    job = open_queue.take_submission(body, reply_to="amq.gen-1", correlation_id="c-1")
+    job.refresh_from_db()
+    assert (job.source, job.format, job.reply_to, job.correlation_id, job.metadata) == ("amqp", "markdown", "amq.gen-1", "c-1", {"ticket": 9})
+    assert captured_messages == [("quern.split", [job.pk])]
+
+
+def test_every_way_a_job_ends_owes_one_event_and_reconcile_publishes_it_when_the_first_try_failed(
+    captured_messages, clean_index, monkeypatch
+):
+    published: list[list] = []
+    broker_up = False
+
+    def fake_publish(messages):
+        if not broker_up:
+            raise ConnectionRefusedError("broker down")
+        published.append(messages)
+
+    monkeypatch.setattr(events, "enabled", lambda: True)
+    monkeypatch.setattr(events, "publish", fake_publish)
+    good = services.submit(io.BytesIO(b"id,text\n1,tui\n"), name="g.csv", reply_to="replies", correlation_id="c9")
+    bad = services.submit(io.BytesIO(b"\x89PNG\r\n\x1a\n" + bytes(range(256))), name="b.csv")
+    for job in (good, bad):
+        services.split(job.pk)
+    services.index_chunk(good.pk, 0)
+    services.finalize(good.pk)
+    assert dict(Job.objects.values_list("status", "events_pending")) == {"succeeded": True, "failed": True}
+
+    broker_up = True
+    assert services.reconcile()["events"] == 0  # not yet: a job just ended may still be publishing
+    later = timezone.now() + timedelta(seconds=settings.QUERN_RECONCILE_AFTER + 1)
+    assert services.reconcile(now=later)["events"] == 2
+    assert services.reconcile(now=later)["events"] == 0
+    assert not Job.objects.filter(events_pending=True).exists()
+
+    sent = {routing_key: (exchange, body, props) for batch in published for exchange, routing_key, body, props in batch}
+    assert set(sent) == {"job.succeeded", "job.failed", "replies"}
+    assert sent["job.succeeded"][1]["id"] == good.pk and sent["job.failed"][1]["id"] == bad.pk
+    assert sent["job.succeeded"][1]["event_id"] == events.event_id(Job.objects.get(pk=good.pk))
+    assert sent["replies"][1]["status"] == "succeeded" and sent["replies"][2] == {"correlation_id": "c9"}
+
+
+def test_message_schemas_are_served_and_events_match_their_schema(client):
+    import jsonschema
+
+    names = {name: client.get(f"/api/schema/messages/{name}") for name in ("submit", "event", "reply")}
+    assert {name: r.status_code for name, r in names.items()} == {"submit": 200, "event": 200, "reply": 200}
+    assert client.get("/api/schema/messages/nope").json()["error"]["code"] == "not_found"
+    event_schema = names["event"].json()
+    jsonschema.Draft202012Validator.check_schema(event_schema)
+    job = {"id": 1, "status": "succeeded", "document": {"id": 1, "name": "a.csv", "format": "csv", "size": 3, "sha256": "0"},
+           "progress": {"records_total": 1, "records_indexed": 1, "chunks_total": 1, "chunks_done": 1}, "errors": [],
+           "created_at": "2026-01-01T00:00:00+00:00", "started_at": None, "finished_at": None, "metadata": {}}
+    jsonschema.validate({**job, "event": "job.succeeded", "event_id": str(uuid.uuid4())}, event_schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(job, event_schema)  # an event without its event_id
+    jsonschema.validate({"error": {"code": "missing_name", "message": "…"}}, names["reply"].json())
+    assert list(FORMATS) == API_FORMATS
+
+
+def test_consume_refuses_the_filesystem_broker_plainly(settings):
+    settings.CELERY_BROKER_URL = "filesystem://"
+    with pytest.raises(CommandError, match="needs RabbitMQ"):
+        call_command("consume")
+
+
+# --- real RabbitMQ, real consumer, real worker --------------------------------------------
+
+
+def _run_example(command: list[str], rabbitmq: str, path: Path, *extra: str) -> list[dict]:
+    env = {**os.environ, "AMQP_URL": rabbitmq, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run([*command, str(path), "--timeout", "90", *extra], env=env, cwd=EXAMPLES,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_node_example_submits_a_csv_hears_accepted_then_succeeded_and_the_records_are_searchable(
+    consumer, rabbitmq, client, tmp_path
+):
+    assert shutil.which("node"), "node is needed for the Node.js example (make install-test installs it)"
+    assert (EXAMPLES / "node_modules" / "amqplib").is_dir(), "run `npm ci` in examples/ (make install-test does)"
+    path = tmp_path / "birds.csv"
+    path.write_bytes(_csv("kakapo"))
+    replies = _run_example(["node", "submit.js"], rabbitmq, path)
+    assert [r["status"] for r in replies] == ["queued", "succeeded"]
+    assert replies[0]["id"] == replies[1]["id"] and replies[1]["progress"]["records_indexed"] == 30
+    assert Job.objects.get(pk=replies[0]["id"]).source == "amqp"
+    assert _search(client, "kakapo")["total"] == 30
+
+
+def test_python_pika_example_submits_and_a_failed_job_exits_1(consumer, rabbitmq, client, tmp_path):
+    good, bad = tmp_path / "fish.csv", tmp_path / "photo.csv"
+    good.write_bytes(_csv("hoki", rows=5))
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    replies = _run_example([sys.executable, "submit.py"], rabbitmq, good, "--format", "csv")
+    assert [r["status"] for r in replies] == ["queued", "succeeded"]
+    assert _search(client, "hoki")["total"] == 5
+    env = {**os.environ, "AMQP_URL": rabbitmq}
+    failed = subprocess.run([sys.executable, "submit.py", str(bad), "--timeout", "90"], env=env, cwd=EXAMPLES,
+                            capture_output=True, text=True, timeout=180)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert json.loads(failed.stdout.splitlines()[-1])["status"] == "failed"
+
+
+def test_invalid_messages_are_dead_lettered_with_their_reason_and_answered_and_nothing_else_changes(
+    consumer, broker, client
+):
+    replies = broker.private_queue()
+    over = b'{"name": "big.txt", "content": "' + b"x" * CONSUMER_MAX_MESSAGE_BYTES + b'"}'
+    cases = {
+        "not-json": (b"this is not json", "invalid_json"),
+        "no-name": (json.dumps({"content": "x"}).encode(), "missing_name"),
+        "both": (json.dumps({"name": "a.txt", "content": "x", "content_base64": "eA=="}).encode(), "bad_content"),
+        "too-big": (over, "too_large"),
+        "format": (json.dumps({"name": "a.txt", "content": "x", "format": "pdf"}).encode(), "unknown_format"),
+    }
+    for correlation_id, (body, _) in cases.items():
+        broker.submit(body, reply_to=replies.name, correlation_id=correlation_id, headers={"x-mine": "kept"})
+
+    answers = {m.properties["correlation_id"]: json.loads(m.body) for m in broker.take(replies, len(cases))}
+    assert {cid: a["error"]["code"] for cid, a in answers.items()} == {cid: code for cid, (_, code) in cases.items()}
+    rejected = broker.take(open_queue.REJECTED_QUEUE.bind(broker.channel), len(cases))
+    by_id = {m.properties["correlation_id"]: m for m in rejected}
+    for correlation_id, (body, code) in cases.items():
+        message = by_id[correlation_id]
+        assert message.body == body  # the very message, not lost
+        assert message.headers["x-quern-error-code"] == code
+        assert message.headers["x-quern-error"].startswith(f"{code}: ") and len(message.headers["x-quern-error"]) > len(code) + 10
+        assert message.headers["x-mine"] == "kept"
+    assert broker.count("quern.submit") == 0  # acked, not retried
+    assert (Job.objects.count(), Document.objects.count()) == (0, 0)
+    assert client.get("/api/jobs").json()["total"] == 0
+
+
+def test_the_same_idempotency_key_three_times_over_amqp_and_the_api_gives_one_job(consumer, broker, client):
+    replies = broker.private_queue()
+    message = {"name": "once.txt", "content": "a single tuatara\n", "idempotency_key": "import-2026-11-23"}
+    broker.submit(message, reply_to=replies.name, correlation_id="first")
+    first = wait_for(lambda: Job.objects.first(), timeout=30, message="the first message's job")
+    api = client.post("/api/documents", data={"name": "once.txt", "content": "a single tuatara\n"},
+                      content_type="application/json", HTTP_IDEMPOTENCY_KEY="import-2026-11-23")
+    broker.submit(message, reply_to=replies.name, correlation_id="third")
+    # Accepted for the first and the third, and the job's end (to the first's reply_to), in any order.
+    answers = [(m.properties["correlation_id"], json.loads(m.body)) for m in broker.take(replies, 3)]
+    assert api.status_code == 202 and api.json()["id"] == first.pk
+    assert sorted((cid, a["id"]) for cid, a in answers) == [("first", first.pk), ("first", first.pk), ("third", first.pk)]
+    assert Job.objects.count() == 1
+    assert wait_for_job(first.pk).status == Status.SUCCEEDED
+    assert _search(client, "tuatara")["total"] == 1
+
+
+def test_an_events_consumer_sees_exactly_one_event_per_finished_job_in_a_run_of_100(consumer, broker):
+    listener = broker.private_queue(bind_events="job.*")
+    for n in range(100):
+        content = f"id,text\n{n},event run weka {n}\n" if n % 10 else "\x00\x01binary\x02" * 10
+        broker.submit({"name": f"e{n}.csv", "content": content})
+    wait_for(lambda: Job.objects.filter(status__in=("succeeded", "failed")).count() == 100, timeout=180,
+             message="100 jobs to finish")
+    jobs = dict(Job.objects.values_list("pk", "status"))
+    received = broker.take(listener, 100, timeout=60)
+    while (late := listener.get(no_ack=True)) is not None:  # any duplicate already queued
+        received.append(late)
+    ids_per_job: dict[int, set[str]] = {}
+    for message in received:
+        body = json.loads(message.body)
+        if body["id"] not in jobs:  # a late event of an earlier test's job
+            continue
+        assert message.delivery_info["routing_key"] == body["event"] == f"job.{body['status']}"
+        ids_per_job.setdefault(body["id"], set()).add(body["event_id"])
+    assert set(ids_per_job) == set(jobs)
+    assert all(len(ids) == 1 for ids in ids_per_job.values())
+    assert len({next(iter(ids)) for ids in ids_per_job.values()}) == 100
+    assert sorted(jobs.values()).count("failed") == 10
+    assert not Job.objects.filter(events_pending=True).exists()
+
+
+def test_a_consumer_killed_before_its_commit_loses_nothing_and_makes_exactly_one_job(rabbitmq, pipeline, broker, tmp_path):
+    log_path = tmp_path / "consume.log"
+    first = _start_consumer(log_path)
+    content = f"id,text\n1,the only takahe {uuid.uuid4().hex}\n".encode()
+    stored = Path(settings.MEDIA_ROOT) / "documents" / hashlib.sha256(content).hexdigest()[:2] / hashlib.sha256(content).hexdigest()
+    replacement = None
+    try:
+        with transaction.atomic():
+            # Hold the tables the consumer's transaction writes, so it cannot commit; its file lands
+            # in storage first (outside the lock), which tells us it has taken the message.
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute("LOCK TABLE indexing_document IN SHARE ROW EXCLUSIVE MODE")
+                broker.submit({"name": "takahe.csv", "content_base64": base64.b64encode(content).decode()})
+                wait_for(stored.exists, timeout=30, message="the consumer to store the document")
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait()
+        assert Job.objects.count() == 0
+        replacement = _start_consumer(log_path)
+        job = wait_for(lambda: Job.objects.first(), timeout=60, message="the redelivered message's job")
+        assert wait_for_job(job.pk).status == Status.SUCCEEDED
+        assert Job.objects.count() == 1 and broker.count("quern.submit") == 0
+    finally:
+        _stop(first)
+        if replacement is not None:
+            _stop(replacement)
+
+
+def _run_until_quiet(consumer: open_queue.SubmitConsumer, seconds: float = 1.0) -> None:
+    """Drive a consumer in this process (and this test's database) until no message came for `seconds`."""
+    try:
+        for _ in consumer.consume(timeout=seconds, safety_interval=0.2):
+            pass
+    except socket.timeout:
+        pass
+
+
+@pytest.fixture
+def in_process_consumer(broker, captured_messages, clean_index):
+    consumer = open_queue.SubmitConsumer(open_queue.broker_connection())
+    yield consumer
+    consumer.connection.release()
+
+
+def _counts(broker: Broker) -> tuple[int, int, int]:
+    return broker.count("quern.submit"), broker.count("quern.submit.rejected"), Job.objects.count()
+
+
+def test_while_the_backpressure_hook_says_no_messages_stay_on_the_queue_untouched(broker, in_process_consumer, monkeypatch):
+    gate = {"open": False}
+    monkeypatch.setattr(open_queue, "accepting_submissions", lambda: gate["open"])
+    broker.submit({"name": "wait.txt", "content": "patience\n"})
+    _run_until_quiet(in_process_consumer)
+    assert _counts(broker) == (1, 0, 0)
+    gate["open"] = True
+    _run_until_quiet(in_process_consumer)
+    assert _counts(broker) == (0, 0, 1)
+
+
+def test_a_passing_database_error_puts_the_message_back_and_it_is_taken_later(broker, in_process_consumer, monkeypatch):
+    from django.db import OperationalError
+
+    real_submit, failures = services.submit, []
+
+    def flaky_submit(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("database is locked")
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(open_queue, "TRANSIENT_RETRY_DELAY", 0)
+    monkeypatch.setattr(services, "submit", flaky_submit)
+    broker.submit({"name": "retry.txt", "content": "again\n"})
+    _run_until_quiet(in_process_consumer)
+    assert failures == [1] and _counts(broker) == (0, 0, 1)
+
+
+def test_a_message_that_trips_a_bug_is_dead_lettered_not_retried_forever(broker, in_process_consumer, monkeypatch):
+    def broken_submit(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(services, "submit", broken_submit)
+    broker.submit({"name": "bug.txt", "content": "boom\n"})
+    _run_until_quiet(in_process_consumer)
+    assert _counts(broker) == (0, 1, 0)
+    rejected = open_queue.REJECTED_QUEUE.bind(broker.channel).get(no_ack=True)
+    assert rejected.headers["x-quern-error-code"] == "internal_error"
+
+
+def test_the_readme_shows_the_very_example_files_the_tests_run():
+    readme = (ROOT / "README.md").read_text()
+    for name in ("submit.py", "submit.js"):
+        assert (EXAMPLES / name).read_text() in readme, f"README.md must show examples/{name} as it is"
