@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 NODE_STAMP := examples/node_modules/.installed
 
-.PHONY: run test test-unit install install-test migrate worker web bench clean
+.PHONY: run test test-unit install install-test install-bench migrate worker web bench bench-pg clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +49,26 @@ test: install-test
 
 test-unit: install-test
 	$(BIN)/python -m pytest tests/formats tests/test_query.py -p no:django
+
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(BIN)/python -m pip install -q -r requirements-bench.txt
+	touch $@
+
+install-bench: $(BENCH_STAMP)
+
+## make bench: Quern vs the database's floor and the naive way on the embedded default
+## (SQLite + filesystem broker); builds the corpus into corpus/ first if it is missing.
+## Options go through BENCH_ARGS, e.g. make bench BENCH_ARGS="--only search,tts --runs 5".
+bench: install-bench
+	$(BIN)/python -m bench --mode sqlite $(BENCH_ARGS)
+
+## make bench-pg: the same on PostgreSQL + RabbitMQ (database quern_bench, created afresh).
+bench-pg: install-bench
+	$(BIN)/python -m bench --mode pg $(BENCH_ARGS)
+
+## make bench-chart: docs/chunk-size.png from the latest results files that swept chunk sizes.
+bench-chart: install-bench
+	$(BIN)/python -m bench chart
 
 clean:
 	rm -rf var/test var/broker

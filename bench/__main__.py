@@ -336,9 +336,47 @@ def compare(a_path: str, b_path: str) -> None:
           ["figure", "A", "B", "B/A"], rows)
 
 
+def chart(paths: list[str], out: Path) -> None:
+    """Throughput against chunk size, one line per mode, from results files that swept it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not paths:  # the latest sweep of each mode
+        latest: dict[str, Path] = {}
+        for path in sorted((ROOT / "bench" / "results").glob("*.json")):
+            r = json.loads(path.read_text())
+            if r.get("chunk_sizes"):
+                latest[r["mode"]] = path
+        paths = [str(p) for p in latest.values()]
+    if not paths:
+        raise SystemExit("no results file with a chunk-size sweep: run make bench-pg BENCH_ARGS='--only chunks'")
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    labels = {"pg": "PostgreSQL + RabbitMQ", "sqlite": "SQLite + filesystem broker"}
+    for path in paths:
+        r = json.loads(Path(path).read_text())
+        sizes = sorted(int(s) for s in r["chunk_sizes"])
+        rates = [r["chunk_sizes"][str(s)]["records_per_s"] for s in sizes]
+        ax.plot(sizes, rates, marker="o", label=f"{labels[r['mode']]} ({r['started'][:10]})")
+    ax.set_xscale("log")
+    ax.set_xlabel("chunk size (records per chunk task)")
+    ax.set_ylabel("records/s, sentences.csv end to end")
+    ax.set_title("Quern ingest throughput against chunk size (2 worker processes)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    print(f"Chart: {out}")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["compare"]:
         compare(argv[1], argv[2])
+        return 0
+    if argv[:1] == ["chart"]:
+        chart(argv[1:], ROOT / "docs" / "chunk-size.png")
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("sqlite", "pg"), default="sqlite")

@@ -24,7 +24,8 @@ from typing import Any, Iterator
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PG_URL = os.environ.get("QUERN_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/quern_bench")
-AMQP_URL = os.environ.get("QUERN_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# Its own vhost: the benchmark purges its queues and must not meet a test run's worker.
+AMQP_URL = os.environ.get("QUERN_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/quern-bench")
 WORKER_CONCURRENCY = int(os.environ.get("QUERN_BENCH_WORKERS", "2"))
 
 
@@ -46,12 +47,39 @@ def mode_env(mode: str, data_dir: Path) -> dict[str, str]:
     return env
 
 
+def ensure_vhost(url: str) -> None:
+    """Create the broker's vhost when this machine's RabbitMQ lacks it (rabbitmqctl, as root)."""
+    from kombu import Connection
+
+    vhost = Connection(url).virtual_host
+    if vhost in ("/", "") or not shutil.which("rabbitmqctl"):
+        return
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True)
+    if vhost not in listed.stdout.split():
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True)
+
+
+def purge_queues(names: tuple[str, ...] = ("ingest", "index", "naive")) -> None:
+    """Messages a stopped run left behind name rows of a dropped database: drop them."""
+    from kombu import Connection, Queue
+
+    with Connection(AMQP_URL) as conn:
+        channel = conn.default_channel
+        for name in names:
+            queue = Queue(name, durable=True).bind(channel)
+            queue.declare()
+            queue.purge()
+
+
 def recreate_database(mode: str, data_dir: Path) -> None:
     """Start from nothing: a new SQLite file / PostgreSQL database and an empty broker."""
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     if mode == "pg":
+        ensure_vhost(AMQP_URL)
+        purge_queues()
         import psycopg
 
         parts = urllib.parse.urlparse(PG_URL)

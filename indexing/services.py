@@ -240,7 +240,7 @@ def split(job_id: int) -> list[int]:
     try:
         utf8_path = _utf8_copy(job)
         with default_storage.open(utf8_path or job.file.name, "rb") as stream:
-            result = split_document(stream, job.format, job.chunk_size)
+            result = split_document(stream, job.format, job.chunk_size, settings.QUERN_MAX_CHUNK_BYTES)
     except ParseError as error:
         fail(job_id, error.as_dict())
         return []

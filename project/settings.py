@@ -108,6 +108,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("QUERN_MAX_JSON_BYTES", 50 * 1024 * 1024)
 # --- Quern --------------------------------------------------------------------------------
 QUERN_CHUNK_SIZE = env_int("QUERN_CHUNK_SIZE", 5000)  # records per index_chunk task
 QUERN_MAX_CHUNK_SIZE = 100_000
+# A chunk also ends at this many bytes, so a worker's memory is bounded whatever the record size.
+QUERN_MAX_CHUNK_BYTES = env_int("QUERN_MAX_CHUNK_BYTES", 4 * 1024 * 1024)
 QUERN_MAX_UPLOAD_BYTES = env_int("QUERN_MAX_UPLOAD_BYTES", 2 * 1024**3)
 QUERN_RECONCILE_INTERVAL = env_int("QUERN_RECONCILE_INTERVAL", 30)  # seconds between reconcile runs
 QUERN_RECONCILE_AFTER = env_int("QUERN_RECONCILE_AFTER", 60)  # a step idle this long is re-sent

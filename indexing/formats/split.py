@@ -60,8 +60,13 @@ _SPLITTERS: dict[str, UnitSplitter] = {
 }
 
 
-def split_document(stream: BinaryIO, fmt: str, chunk_size: int) -> SplitResult:
-    """Read `stream` (UTF-8) once, check its structure, and cut it into chunks of `chunk_size` units."""
+def split_document(stream: BinaryIO, fmt: str, chunk_size: int, max_chunk_bytes: int | None = None) -> SplitResult:
+    """Read `stream` (UTF-8) once, check its structure, and cut it into chunks of `chunk_size` units.
+
+    With `max_chunk_bytes`, a chunk also closes before the unit that starts that many bytes after
+    its first one, so a worker's memory is bounded by bytes, not only by a count of records of
+    any size (a unit bigger than the limit still makes one chunk: records are never cut).
+    """
     splitter = _SPLITTERS.get(fmt)
     if splitter is None:
         raise ParseError(
@@ -74,16 +79,18 @@ def split_document(stream: BinaryIO, fmt: str, chunk_size: int) -> SplitResult:
     outline = Outline()
     starts: list[tuple[int, int, int]] = []  # (byte, line, ordinal) of each chunk's first unit
     units = 0
-    countdown = 1
+    in_chunk = 0
+    chunk_start = 0
     for start, line in splitter(source, outline):
-        countdown -= 1
-        if not countdown:
+        if not in_chunk or in_chunk >= chunk_size or (max_chunk_bytes and start - chunk_start >= max_chunk_bytes):
             starts.append((start, line, units))
-            countdown = chunk_size
+            chunk_start, in_chunk = start, 0
+        in_chunk += 1
         units += 1
     end = source.end if outline.end is None else outline.end
     chunks = []
     for number, (start, line, ordinal) in enumerate(starts):
-        stop = starts[number + 1][0] if number + 1 < len(starts) else end
-        chunks.append(Chunk(number, start, stop, ordinal, line, min(chunk_size, units - ordinal)))
+        following = starts[number + 1] if number + 1 < len(starts) else None
+        stop, next_ordinal = (following[0], following[2]) if following else (end, units)
+        chunks.append(Chunk(number, start, stop, ordinal, line, next_ordinal - ordinal))
     return SplitResult(chunks, units, outline.header, outline.title, outline.dialect)

@@ -1,15 +1,12 @@
 """PostgreSQL full-text search: Record.search (tsvector, title A / body B, config english) + GIN."""
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db import connection
-from django.db.models import F, TextField, Value
-from django.db.models.functions import Concat
 
 from indexing.formats.records import ParsedRecord
-from indexing.models import Record
 from indexing.query import Query, to_websearch
 
 from .base import MARK_END, MARK_START, Hit, SearchBackend, SearchPage, fields_json, snippet_to_html
@@ -33,6 +30,39 @@ SELECT %s, %s, s.ordinal, s.key, s.title, s.body, s.fields,
        setweight(to_tsvector('{CONFIG}', s.title), 'A') || setweight(to_tsvector('{CONFIG}', s.body), 'B')
 FROM {_STAGE} s
 """
+
+
+# Search is two statements written out, not ORM expressions: compiling the annotated queryset
+# cost about a millisecond per request, most of the API's overhead over its SQL (make bench).
+# websearch_to_tsquery never raises on user text (PITFALLS.md); the query string comes from
+# indexing.query.to_websearch. Live records only: the document's live job.
+_LIVE_MATCHES = f"""
+FROM indexing_record r
+JOIN indexing_document d ON d.id = r.document_id AND d.live_job_id = r.job_id
+WHERE r.search @@ websearch_to_tsquery('{CONFIG}', %s)"""
+
+# Rank and page first, then ts_headline for the page's rows only (it re-parses the text).
+_PAGE = (
+    "SELECT p.rank, ts_headline('" + CONFIG + "', r.title || chr(10) || r.body, p.query, %s),"
+    "       r.id, r.key, r.title, r.fields, d.id, d.name"
+    " FROM ("
+    "    SELECT r.id, ts_rank_cd(r.search, q.query) AS rank, q.query"
+    "    FROM indexing_record r"
+    "    JOIN indexing_document d ON d.id = r.document_id AND d.live_job_id = r.job_id"
+    "    CROSS JOIN websearch_to_tsquery('" + CONFIG + "', %s) AS q(query)"
+    "    WHERE r.search @@ q.query{extra}"
+    "    ORDER BY rank DESC, r.id"
+    "    LIMIT %s OFFSET %s"
+    " ) p"
+    " JOIN indexing_record r ON r.id = p.id"
+    " JOIN indexing_document d ON d.id = r.document_id"
+    " ORDER BY p.rank DESC, p.id"
+)
+
+_HEADLINE_OPTIONS = (
+    f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=35, MinWords=15, "
+    'MaxFragments=2, FragmentDelimiter=" … "'
+)
 
 
 def _text(value: str) -> str:
@@ -95,33 +125,18 @@ class PostgresBackend(SearchBackend):
         text = to_websearch(query)
         if text is None:
             return SearchPage(total=0)
-        tsquery = SearchQuery(text, search_type="websearch", config=CONFIG)
-        matches = Record.objects.filter(search=tsquery, document__live_job=F("job_id"))
+        params: list = [text]
+        extra = ""
         if document_id is not None:
-            matches = matches.filter(document_id=document_id)
-        total = matches.count()
-        if total == 0 or offset >= total:
-            return SearchPage(total=total)
-        page = (
-            matches.annotate(
-                rank=SearchRank(F("search"), tsquery, cover_density=True),
-                snip=SearchHeadline(
-                    Concat("title", Value("\n"), "body", output_field=TextField()),
-                    tsquery,
-                    config=CONFIG,
-                    start_sel=MARK_START,
-                    stop_sel=MARK_END,
-                    max_words=35,
-                    min_words=15,
-                    max_fragments=2,
-                    fragment_delimiter=" … ",
-                ),
-            )
-            .order_by("-rank", "id")
-            .values_list("rank", "snip", "id", "key", "title", "fields", "document_id", "document__name")[
-                offset : offset + limit
-            ]
-        )
+            extra = " AND r.document_id = %s"
+            params.append(document_id)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) {_LIVE_MATCHES}{extra}", params)
+            total = cursor.fetchone()[0]
+            if total == 0 or offset >= total:
+                return SearchPage(total=total)
+            cursor.execute(_PAGE.format(extra=extra), [_HEADLINE_OPTIONS, *params, limit, offset])
+            rows = cursor.fetchall()
         hits = [
             Hit(
                 score=round(float(rank), 6),
@@ -129,11 +144,11 @@ class PostgresBackend(SearchBackend):
                 record_id=record_id,
                 key=key,
                 title=title,
-                fields=fields or {},
+                fields=json.loads(fields) if isinstance(fields, str) else (fields or {}),
                 document_id=doc_id,
                 document_name=doc_name,
             )
-            for rank, snip, record_id, key, title, fields, doc_id, doc_name in page
+            for rank, snip, record_id, key, title, fields, doc_id, doc_name in rows
         ]
         return SearchPage(total=total, hits=hits)
 

@@ -14,9 +14,11 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 Read = Callable[..., tuple[SplitResult, list[ParsedRecord], list[RecordError]]]
 
 
-def read(data: bytes, fmt: str, chunk_size: int = 10**9) -> tuple[SplitResult, list[ParsedRecord], list[RecordError]]:
+def read(
+    data: bytes, fmt: str, chunk_size: int = 10**9, max_chunk_bytes: int | None = None
+) -> tuple[SplitResult, list[ParsedRecord], list[RecordError]]:
     """Split `data`, parse every chunk, and return the split with all records and errors in order."""
-    result = split_document(io.BytesIO(data), fmt, chunk_size)
+    result = split_document(io.BytesIO(data), fmt, chunk_size, max_chunk_bytes)
     records: list[ParsedRecord] = []
     errors: list[RecordError] = []
     for chunk in result.chunks:

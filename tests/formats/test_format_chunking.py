@@ -45,6 +45,21 @@ def test_chunks_tile_the_units_without_gaps(fixture_bytes, name, fmt, size):
     assert all(a.end == b.start for a, b in zip(result.chunks, result.chunks[1:]))
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "html", "markdown", "text"])
+@pytest.mark.parametrize("max_bytes", [1, 500, 4096])
+def test_a_byte_limit_cuts_chunks_early_without_changing_the_records(read_document, fmt, max_bytes):
+    data = _generated(fmt)
+    _, records, errors = read_document(data, fmt, 10**9)
+    split, limited_records, limited_errors = read_document(data, fmt, 1000, max_bytes)
+    assert (limited_records, limited_errors) == (records, errors)
+    assert sum(c.units for c in split.chunks) == split.units
+    assert [c.first_ordinal for c in split.chunks] == [sum(c.units for c in split.chunks[:n]) for n in range(len(split.chunks))]
+    assert all(c.units <= 1000 for c in split.chunks)
+    # Every chunk of several units stays within the limit (a unit is never cut, so one unit may not).
+    assert all(c.end - c.start <= max_bytes + 200 for c in split.chunks if c.units > 1)
+    assert len(split.chunks) > len(data) // (max_bytes + 200)
+
+
 def _generated(fmt: str) -> bytes:
     """A few thousand units with every awkward case, so blocks and chunks fall everywhere."""
     if fmt == "csv":

@@ -166,18 +166,14 @@ def test_csv_parse_needs_the_header():
         parse_chunk(b"1,a\n", "csv", first_ordinal=0, first_line=2)
 
 
-def test_csv_parses_100k_rows_in_well_under_a_second():
-    import time
-
+def test_csv_parses_100k_rows_in_one_chunk():
+    # Speed is measured by make bench, not here: a timed test fails on a loaded machine.
     rows = "".join(f'{i},src,ref-{i},"Sentence number {i}, with a comma"\n' for i in range(100_000))
     data = ("id,source,ref,text\n" + rows).encode()
-    started = time.perf_counter()
     result = split_document(io.BytesIO(data), "csv", 100_000)
     chunk = result.chunks[0]
     records, errors = parse_chunk(
         data[chunk.start : chunk.end], "csv", first_ordinal=0, first_line=2, header=result.header, dialect=result.dialect
     )
-    elapsed = time.perf_counter() - started
     assert len(records) == 100_000 and errors == []
     assert records[-1].body == "src\nref-99999\nSentence number 99999, with a comma"
-    assert elapsed < 2.0  # ~0.4 s measured; generous for a loaded machine
