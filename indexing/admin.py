@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from indexing import services
-from indexing.models import Chunk, Document, Job, Record, Source
+from indexing.models import ACTIVE_STATUSES, Chunk, Document, Job, Record, Source, Status
 
 
 def _link(viewname: str, pk, text) -> str:
@@ -48,7 +48,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
 class ChunkInline(admin.TabularInline):
     model = Chunk
-    fields = ("number", "first_line", "units", "records", "start", "end", "done_at")
+    fields = ("number", "first_line", "units", "records", "start", "end", "sent_at", "attempts", "done_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -68,8 +68,19 @@ class JobAdmin(admin.ModelAdmin):
         "errors_list", "split_info", "created_at", "split_started_at", "split_finished_at", "finished_at",
         "records_link", "tasks_link",
     )
-    exclude = ("document", "errors", "utf8_path")
+    exclude = ("document", "errors", "utf8_path", "backfill", "retry_of")
     inlines = [ChunkInline]
+    actions = ["cancel", "retry"]
+
+    @admin.action(description="Cancel the selected unfinished jobs")
+    def cancel(self, request, queryset):
+        cancelled = [services.cancel(job.pk) for job in queryset.filter(status__in=ACTIVE_STATUSES)]
+        self.message_user(request, f"Cancelled {len(cancelled)} job(s); finished jobs were left alone.", messages.SUCCESS)
+
+    @admin.action(description="Retry the selected failed or cancelled jobs (a new job each)")
+    def retry(self, request, queryset):
+        jobs = [services.retry(job.pk, source=Source.ADMIN) for job in queryset.filter(status__in=(Status.FAILED, Status.CANCELLED))]
+        self.message_user(request, f"Started {len(jobs)} retry job(s); other jobs were left alone.", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -240,6 +240,22 @@ def job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
     return JsonResponse(job_json(job))
 
 
+@api_view("POST")
+def job_cancel(request: HttpRequest, job_id: int) -> JsonResponse:
+    job = services.cancel(job_id)
+    return JsonResponse(job_json(Job.objects.select_related("document").get(pk=job.pk)))
+
+
+@api_view("POST")
+def job_retry(request: HttpRequest, job_id: int) -> JsonResponse:
+    return _accepted([services.retry(job_id, source=Source.API)])
+
+
+@api_view("POST")
+def document_reindex(request: HttpRequest, document_id: int) -> JsonResponse:
+    return _accepted([services.reindex(document_id, source=Source.API)])
+
+
 def run_search(q: str, *, limit: int, offset: int, document_id: int | None) -> dict[str, Any]:
     started = time.perf_counter()
     page = get_backend().search(parse_query(q), limit=limit, offset=offset, document_id=document_id)

@@ -5,8 +5,10 @@ import io
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 
 from indexing import services
 from indexing.api import job_json, run_search
@@ -51,6 +53,33 @@ def job_list(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("document"), pk=job_id)
     return render(request, "indexing/job_detail.html", {"job": job, "job_json": job_json(job)})
+
+
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job page's Cancel button (POST): the job ends cancelled; back to its page."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        services.cancel(job_id)
+    except QuernError as error:
+        if error.status == 404:
+            raise Http404(error.message) from None
+        messages.error(request, error.message)
+    return HttpResponseSeeOther(reverse("job-detail", args=[job_id]))
+
+
+def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job page's Retry button (POST): a new job over the same input; to its page."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        job = services.retry(job_id, source=Source.WEB)
+    except QuernError as error:
+        if error.status == 404:
+            raise Http404(error.message) from None
+        messages.error(request, error.message)
+        return HttpResponseSeeOther(reverse("job-detail", args=[job_id]))
+    return HttpResponseSeeOther(job.get_absolute_url())
 
 
 def search(request: HttpRequest) -> HttpResponse:

@@ -111,6 +111,16 @@ QUERN_MAX_UPLOAD_BYTES = env_int("QUERN_MAX_UPLOAD_BYTES", 2 * 1024**3)
 QUERN_RECONCILE_INTERVAL = env_int("QUERN_RECONCILE_INTERVAL", 30)  # seconds between reconcile runs
 QUERN_RECONCILE_AFTER = env_int("QUERN_RECONCILE_AFTER", 60)  # a step idle this long is re-sent
 QUERN_PAGE_SIZE = 20
+# A chunk whose runs killed their worker this many times fails its job instead of being redelivered for ever.
+QUERN_MAX_CHUNK_ATTEMPTS = env_int("QUERN_MAX_CHUNK_ATTEMPTS", 3)
+# Backpressure (indexing/backpressure.py): past this much waiting work (jobs not yet split +
+# chunks not yet indexed) new submissions are refused with 503 + Retry-After.
+QUERN_MAX_WAITING = env_int("QUERN_MAX_WAITING", 2000)
+QUERN_RETRY_AFTER = env_int("QUERN_RETRY_AFTER", 30)  # seconds, the Retry-After of a refusal
+# Backfills feed new jobs only while waiting work is below this share of QUERN_MAX_WAITING, so
+# interactive submissions keep room (indexing/backfill.py).
+QUERN_BACKFILL_WINDOW = env_int("QUERN_BACKFILL_WINDOW", QUERN_MAX_WAITING // 2)
+QUERN_BACKFILL_QUEUE = "backfill"
 
 # --- Celery -------------------------------------------------------------------------------
 BROKER_DIR = QUERN_DATA_DIR / "broker"
@@ -130,6 +140,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Every hop costs about one polling interval (1 s by default: a 1-chunk job took 4 s).
         "polling_interval": float(os.environ.get("QUERN_FILESYSTEM_POLL", "0.05")),
     }
+elif CELERY_BROKER_URL.startswith(("amqp://", "pyamqp://")):
+    # Publisher confirms: a publish RabbitMQ refuses (a queue full under the max-length policy,
+    # overflow reject-publish) raises instead of vanishing; services._send_now logs it and the
+    # database keeps the work for reconcile.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -143,7 +158,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("QUERN_TASK_TIME_LIMIT", 600)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_QUEUES = (Queue("ingest", durable=True), Queue("index", durable=True))
+# Queues are declared without arguments everywhere: RabbitMQ refuses a redeclaration with other
+# arguments (PRECONDITION_FAILED), so the x-max-length safety net is a policy (README, "Backpressure").
+CELERY_TASK_QUEUES = (Queue("ingest", durable=True), Queue("index", durable=True), Queue(QUERN_BACKFILL_QUEUE, durable=True))
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
 CELERY_TASK_ROUTES = {
     "quern.split": {"queue": "ingest"},

@@ -55,7 +55,7 @@ def purge_queues() -> None:
 
     with app.connection_for_write() as connection:
         channel = connection.default_channel
-        for name in ("ingest", "index"):
+        for name in ("ingest", "index", "backfill"):
             queue = Queue(name, durable=True).bind(channel)
             queue.declare()
             queue.purge()
@@ -73,7 +73,7 @@ def worker(django_db_setup, django_db_blocker, tmp_path_factory):
     env = {**os.environ, "DATABASE_URL": _database_url(db), "QUERN_DATA_DIR": str(settings.QUERN_DATA_DIR)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "ingest,index", "-c", "2",
+            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "ingest,index,backfill", "-c", "2",
              "-n", f"test-{os.getpid()}@localhost", "-l", "info"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
