@@ -16,7 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from indexing import services
+from indexing import backpressure, services
 from indexing.errors import QuernError
 from indexing.models import Document, Job, Source, Status
 from indexing.openapi import openapi_schema
@@ -48,7 +48,10 @@ def api_view(*methods: str) -> Callable:
             try:
                 return view(request, *args, **kwargs)
             except QuernError as error:
-                return JsonResponse({"error": error.as_dict()}, status=error.status)
+                response = JsonResponse({"error": error.as_dict()}, status=error.status)
+                if getattr(error, "retry_after", None):
+                    response["Retry-After"] = str(error.retry_after)
+                return response
             except RequestDataTooBig:
                 return error_response("too_large", "The request body is larger than this server accepts.", 413)
             except SuspiciousOperation as error:  # e.g. too many files or fields in one request
@@ -135,6 +138,7 @@ def _accepted(jobs: list[Job]) -> JsonResponse:
 
 @api_view("POST")
 def documents(request: HttpRequest) -> JsonResponse:
+    backpressure.check()  # 503 + Retry-After past the limit, before reading the body
     content_type = request.content_type or ""
     if content_type == "multipart/form-data":
         return _submit_files(request)

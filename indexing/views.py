@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from indexing import services
+from indexing import backpressure, services
 from indexing.api import job_json, run_search
 from indexing.errors import QuernError
 from indexing.forms import UploadForm
@@ -25,6 +25,14 @@ def upload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "indexing/upload.html", {"form": UploadForm()})
     form = UploadForm(request.POST, request.FILES)
+    try:
+        backpressure.check()
+    except backpressure.Overloaded as error:
+        form.is_valid()  # keep what was typed, and show why nothing was stored
+        form.add_error(None, error.message)
+        response = render(request, "indexing/upload.html", {"form": form}, status=503)
+        response["Retry-After"] = str(error.retry_after)
+        return response
     if form.is_valid():
         data = form.cleaned_data
         stream = data["file"] or io.BytesIO(data["text"].encode("utf-8"))

@@ -121,6 +121,8 @@ QUERN_RETRY_AFTER = env_int("QUERN_RETRY_AFTER", 30)  # seconds, the Retry-After
 # interactive submissions keep room (indexing/backfill.py).
 QUERN_BACKFILL_WINDOW = env_int("QUERN_BACKFILL_WINDOW", QUERN_MAX_WAITING // 2)
 QUERN_BACKFILL_QUEUE = "backfill"
+# RabbitMQ's safety net per queue (a policy: `manage.py broker_policy`), far above QUERN_MAX_WAITING.
+QUERN_BROKER_MAX_LENGTH = env_int("QUERN_BROKER_MAX_LENGTH", 100_000)
 
 # --- Celery -------------------------------------------------------------------------------
 BROKER_DIR = QUERN_DATA_DIR / "broker"

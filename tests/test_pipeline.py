@@ -257,3 +257,36 @@ def test_reindex_endpoint_answers_202_with_a_new_job_and_the_old_version_stays_u
     assert wait_for_job(body["id"]).status == Status.SUCCEEDED
     assert api_search(client, "capybara")["total"] == 1
     assert client.post("/api/documents/999999/reindex").status_code == 404
+
+
+def test_past_the_waiting_limit_submissions_get_503_and_all_accepted_work_finishes(client, pipeline, monkeypatch, settings):
+    from indexing import services
+
+    # "Workers stopped": the split messages are held back instead of published, so all 50 jobs
+    # wait as queued (stopping the session's worker by broadcast is racy on the filesystem broker).
+    settings.QUERN_MAX_WAITING = 50
+    held: list = []
+    real_send = services._send_now
+    monkeypatch.setattr(services, "_send_now", held.extend)
+    ids = []
+    for n in range(50):
+        response = client.post("/api/documents", data={"name": f"d{n}.txt", "content": f"tapir number {n}\n"}, content_type="application/json")
+        assert response.status_code == 202, response.content
+        ids.append(response.json()["id"])
+    refused = client.post("/api/documents", data={"name": "late.txt", "content": "a late tapir\n"}, content_type="application/json")
+    assert refused.status_code == 503
+    assert int(refused["Retry-After"]) > 0
+    assert refused.json()["error"]["code"] == "overloaded"
+    form = client.post("/", {"text": "a late tapir\n", "name": "late.txt"})
+    assert form.status_code == 503 and form["Retry-After"]
+    assert b"Quern is busy" in form.content and b"Nothing was stored" in form.content
+    assert Job.objects.count() == 50
+
+    monkeypatch.setattr(services, "_send_now", real_send)
+    real_send(held)  # the workers start
+    for job_id in ids:
+        assert wait_for_job(job_id).status == Status.SUCCEEDED
+    assert api_search(client, "tapir")["total"] == 50
+    again = client.post("/api/documents", data={"name": "late.txt", "content": "a late tapir\n"}, content_type="application/json")
+    assert again.status_code == 202
+    assert wait_for_job(again.json()["id"]).status == Status.SUCCEEDED

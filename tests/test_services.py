@@ -12,6 +12,7 @@ from indexing import services
 from indexing.models import Chunk, Job, Record, Status
 from indexing.query import parse_query
 from indexing.search import get_backend
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -273,3 +274,50 @@ def test_retry_of_a_cancelled_job_is_a_new_job_over_the_same_input(captured_mess
     again.refresh_from_db()
     assert again.status == Status.SUCCEEDED
     assert _search_total("gannet") == 20
+
+
+def test_waiting_work_counts_unsplit_jobs_and_undone_chunks(captured_messages, clean_index):
+    from indexing import backpressure
+
+    queued = services.submit(_csv(5), name="a.csv")
+    indexing_job = services.submit(_csv(30), name="b.csv", chunk_size=10)
+    services.split(indexing_job.pk)
+    services.index_chunk(indexing_job.pk, 0)
+    assert backpressure.waiting_work() == backpressure.Waiting(jobs=1, chunks=2)
+    assert backpressure.over_limit(3) and not backpressure.over_limit(4)
+    services.cancel(queued.pk)
+    assert backpressure.waiting_work().total == 2
+
+
+def test_a_full_rabbitmq_queue_refuses_publishes_under_the_policy_and_confirms_report_it():
+    """The broker's safety net, on RabbitMQ only: a policy on an existing argument-less queue."""
+    import shutil
+    import subprocess
+
+    from amqp.exceptions import MessageNacked
+    from kombu import Connection, Exchange, Producer, Queue
+
+    from indexing.backpressure import broker_vhost, policy_command
+
+    if not settings.CELERY_BROKER_URL.startswith("amqp://") or not shutil.which("rabbitmqctl"):
+        pytest.skip("RabbitMQ (with rabbitmqctl on this host) only")
+    name = "quern-test-safety-net"
+    command = policy_command(queues=[name], max_length=3, name=name)
+    assert command[3] == broker_vhost() and command[-1] == '{"max-length": 3, "overflow": "reject-publish"}'
+    with Connection(settings.CELERY_BROKER_URL, transport_options={"confirm_publish": True}) as connection:
+        queue = Queue(name, Exchange(name, type="direct"), routing_key=name, durable=False, auto_delete=False)
+        queue(connection.default_channel).declare()  # no arguments, like ingest and index
+        queue(connection.default_channel).purge()
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+        listing = ["rabbitmqctl", "list_queues", "-q", "-p", broker_vhost(), "name", "policy"]
+        wait_for(lambda: f"{name}\t{name}" in subprocess.run(listing, capture_output=True, text=True, timeout=60).stdout,
+                 timeout=20, interval=0.2, message="the policy to apply")
+        try:
+            producer = Producer(connection.default_channel, exchange=queue.exchange, routing_key=name)
+            for n in range(3):
+                producer.publish({"n": n}, retry=False)
+            with pytest.raises(MessageNacked):
+                producer.publish({"n": 3}, retry=False)
+        finally:
+            subprocess.run(["rabbitmqctl", "clear_policy", "-p", broker_vhost(), name], capture_output=True, timeout=60)
+            queue(connection.channel()).delete()
