@@ -121,6 +121,7 @@ QUERN_RETRY_AFTER = env_int("QUERN_RETRY_AFTER", 30)  # seconds, the Retry-After
 # interactive submissions keep room (indexing/backfill.py).
 QUERN_BACKFILL_WINDOW = env_int("QUERN_BACKFILL_WINDOW", QUERN_MAX_WAITING // 2)
 QUERN_BACKFILL_QUEUE = "backfill"
+QUERN_BACKFILL_INTERVAL = env_int("QUERN_BACKFILL_INTERVAL", 5)  # seconds between feeds of running backfills
 # RabbitMQ's safety net per queue (a policy: `manage.py broker_policy`), far above QUERN_MAX_WAITING.
 QUERN_BROKER_MAX_LENGTH = env_int("QUERN_BROKER_MAX_LENGTH", 100_000)
 
@@ -167,12 +168,19 @@ CELERY_TASK_DEFAULT_QUEUE = "ingest"
 CELERY_TASK_ROUTES = {
     "quern.split": {"queue": "ingest"},
     "quern.reconcile": {"queue": "ingest"},
+    "quern.feed_backfills": {"queue": "ingest"},
     "quern.index_chunk": {"queue": "index"},
     "quern.finalize": {"queue": "index"},
     "quern.purge_job": {"queue": "index"},
 }
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "quern.reconcile", "schedule": float(QUERN_RECONCILE_INTERVAL)},
+    # Backfills feed their next jobs as capacity frees; a feed older than its interval is dropped.
+    "feed-backfills": {
+        "task": "quern.feed_backfills",
+        "schedule": float(QUERN_BACKFILL_INTERVAL),
+        "options": {"expires": float(QUERN_BACKFILL_INTERVAL)},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(QUERN_DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

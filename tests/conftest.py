@@ -49,16 +49,14 @@ def _database_url(db: dict) -> str:
 
 def purge_queues() -> None:
     """Drop messages a previous run left on the broker (they name rows that no longer exist)."""
-    from kombu import Queue
-
     from project.celery import app
 
     with app.connection_for_write() as connection:
         channel = connection.default_channel
-        for name in ("ingest", "index", "backfill"):
-            queue = Queue(name, durable=True).bind(channel)
-            queue.declare()
-            queue.purge()
+        for queue in settings.CELERY_TASK_QUEUES:
+            bound = queue.bind(channel)
+            bound.declare()
+            bound.purge()
 
 
 @pytest.fixture(scope="session")
