@@ -293,6 +293,16 @@ def search(request: HttpRequest) -> JsonResponse:
 
 
 @api_view("GET")
+def status(request: HttpRequest) -> JsonResponse:
+    """Queues, workers, jobs and throughput now (staff only: it names workers and tasks)."""
+    if not (request.user.is_authenticated and request.user.is_staff):
+        raise QuernError("forbidden", "The status is for staff: log in at /admin/ first.", status=403)
+    from indexing.status import snapshot
+
+    return JsonResponse(snapshot())
+
+
+@api_view("GET")
 def schema(request: HttpRequest) -> JsonResponse:
     return JsonResponse(openapi_schema())
 

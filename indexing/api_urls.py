@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs/<int:job_id>/cancel", api.job_cancel, name="api-job-cancel"),
     path("jobs/<int:job_id>/retry", api.job_retry, name="api-job-retry"),
     path("search", api.search, name="api-search"),
+    path("status", api.status, name="api-status"),
     path("schema", api.schema, name="api-schema"),
     re_path(r"^.*$", api.not_found),
 ]

@@ -128,6 +128,7 @@ class Chunk(models.Model):
     class Meta:
         ordering = ["job", "number"]
         constraints = [models.UniqueConstraint(fields=["job", "number"], name="unique_chunk_per_job")]
+        indexes = [models.Index(fields=["done_at"])]  # records per minute on the status page
 
     def __str__(self) -> str:
         return f"chunk {self.number} of job #{self.job_id}"

@@ -272,6 +272,12 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json("Hits and total", _ref("SearchResults")), "400": _error("Invalid parameter")},
         }
     },
+    "/api/status": {
+        "get": {
+            "summary": "Queues (ready, unacked, consumers), workers and their tasks, jobs by status, records per minute (staff only)",
+            "responses": {"200": _json("The status now", {"type": "object"}), "403": _error("Not logged in as staff")},
+        }
+    },
     "/api/schema": {
         "get": {"summary": "This OpenAPI document", "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})}}
     },

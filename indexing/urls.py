@@ -10,4 +10,5 @@ urlpatterns = [
     path("jobs/<int:job_id>/cancel", views.job_cancel, name="job-cancel"),
     path("jobs/<int:job_id>/retry", views.job_retry, name="job-retry"),
     path("search/", views.search, name="search"),
+    path("status/", views.status, name="status"),
 ]

@@ -6,6 +6,7 @@ import io
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -108,3 +109,11 @@ def search(request: HttpRequest) -> HttpResponse:
             next_page=page_number + 1 if page_number < last_page else None,
         )
     return render(request, "indexing/search.html", context)
+
+
+@staff_member_required
+def status(request: HttpRequest) -> HttpResponse:
+    """The live view: the page fetches GET /api/status every few seconds and redraws itself."""
+    from indexing.status import snapshot
+
+    return render(request, "indexing/status.html", {"snapshot": snapshot()})

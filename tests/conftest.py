@@ -14,6 +14,9 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# A fixed name: each broadcast (celery inspect, the status page) on the filesystem broker leaves a
+# message file for every worker name ever seen (PITFALLS.md), so a name per run piles them up.
+WORKER_NAME = "test@localhost"
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float = 60, interval: float = 0.05, message: str = "condition"):
@@ -51,6 +54,12 @@ def purge_queues() -> None:
     """Drop messages a previous run left on the broker (they name rows that no longer exist)."""
     from project.celery import app
 
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        # Broadcast bindings of workers from earlier runs (names once made per run) would each
+        # get a message file on every inspect; no worker of this data folder is running yet.
+        (settings.BROKER_DIR / "control" / "celery.pidbox.exchange").unlink(missing_ok=True)
+        for stale in (settings.BROKER_DIR / "queue").glob("*.pidbox.msg"):
+            stale.unlink(missing_ok=True)
     with app.connection_for_write() as connection:
         channel = connection.default_channel
         for queue in settings.CELERY_TASK_QUEUES:
@@ -72,7 +81,7 @@ def worker(django_db_setup, django_db_blocker, tmp_path_factory):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "ingest,index,backfill", "-c", "2",
-             "-n", f"test-{os.getpid()}@localhost", "-l", "info"],
+             "-n", WORKER_NAME, "-l", "info"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
