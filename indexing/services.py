@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
 
+from amqp.exceptions import MessageNacked
 from celery import current_app
 from django.conf import settings
 from django.core.files import File
@@ -20,7 +21,6 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
-from amqp.exceptions import MessageNacked
 from kombu.exceptions import KombuError
 
 from indexing.errors import QuernError
@@ -60,9 +60,9 @@ def _send_now(messages: list[tuple[str, list[Any]]]) -> None:
                 options = {"queue": settings.QUERN_BACKFILL_QUEUE} if task_name in JOB_TASKS and args and args[0] in backfill else {}
                 current_app.send_task(task_name, args=args, producer=producer, **options)
     except (KombuError, OSError, MessageNacked):
-        # MessageNacked: RabbitMQ refused the publish (a queue at its x-max-length safety net).
-        # The broker is down at commit: the rows are committed and say what is left to do;
-        # reconcile re-sends it when the broker is back (PITFALLS.md, "Enqueue on commit").
+        # The broker is down at commit, or refused the publish (MessageNacked: a queue full under
+        # the max-length policy): the rows are committed and say what is left to do; reconcile
+        # re-sends it later (PITFALLS.md, "Enqueue on commit").
         logger.exception("Could not publish %d message(s); reconcile will re-send them", len(messages))
 
 
@@ -165,25 +165,28 @@ def submit(
     return job
 
 
+def _job_over(stored: Document | Job, *, document: Document, **fields: Any) -> Job:
+    """A queued job over the stored input of a document or an earlier job; split after commit."""
+    job = Job.objects.create(
+        document=document,
+        format=stored.format,
+        encoding=stored.encoding,
+        size=stored.size,
+        sha256=stored.sha256,
+        file=stored.file.name,
+        **fields,
+    )
+    send_after_commit([("quern.split", [job.pk])])
+    return job
+
+
 def reindex(document_id: int, *, source: str = Source.ADMIN, chunk_size: int | None = None, backfill_id: int | None = None) -> Job:
     """A new job over the document's stored bytes; the live version stays until it succeeds."""
     with transaction.atomic():
         document = Document.objects.filter(pk=document_id).first()
         if document is None:
             raise QuernError("not_found", f"There is no document {document_id}.", status=404)
-        job = Job.objects.create(
-            document=document,
-            source=source,
-            format=document.format,
-            encoding=document.encoding,
-            size=document.size,
-            sha256=document.sha256,
-            file=document.file.name,
-            chunk_size=_checked_chunk_size(chunk_size),
-            backfill_id=backfill_id,
-        )
-        send_after_commit([("quern.split", [job.pk])])
-    return job
+        return _job_over(document, document=document, source=source, chunk_size=_checked_chunk_size(chunk_size), backfill_id=backfill_id)
 
 
 def retry(job_id: int, *, source: str = Source.API) -> Job:
@@ -196,19 +199,7 @@ def retry(job_id: int, *, source: str = Source.API) -> Job:
             raise QuernError(
                 "not_retryable", f"Job {job_id} is {old.status}; only a failed or cancelled job can be retried.", status=409
             )
-        job = Job.objects.create(
-            document=old.document,
-            source=source,
-            format=old.format,
-            encoding=old.encoding,
-            size=old.size,
-            sha256=old.sha256,
-            file=old.file.name,
-            chunk_size=old.chunk_size,
-            retry_of=old,
-        )
-        send_after_commit([("quern.split", [job.pk])])
-    return job
+        return _job_over(old, document=old.document, source=source, chunk_size=old.chunk_size, retry_of=old)
 
 
 # --- split --------------------------------------------------------------------------------

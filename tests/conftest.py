@@ -14,9 +14,11 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-# A fixed name: each broadcast (celery inspect, the status page) on the filesystem broker leaves a
-# message file for every worker name ever seen (PITFALLS.md), so a name per run piles them up.
-WORKER_NAME = "test@localhost"
+# A name per test session: sessions elsewhere on this machine may share a broker, and two
+# workers of one name collide on RabbitMQ (RESOURCE_LOCKED on its pidbox queue). On the
+# filesystem broker the bindings of earlier names are cleared at start (purge_queues), or every
+# broadcast would leave a message file for each (PITFALLS.md).
+WORKER_NAME = f"test-{os.getpid()}@localhost"
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float = 60, interval: float = 0.05, message: str = "condition"):
@@ -69,14 +71,16 @@ def purge_queues() -> None:
 
 
 @pytest.fixture(scope="session")
-def worker(django_db_setup, django_db_blocker, tmp_path_factory):
+def worker(django_db_setup, django_db_blocker):
     """A real `celery -A project worker` process (2 pool processes) on the test database."""
     from django.db import connection
 
     with django_db_blocker.unblock():
         db = connection.settings_dict
         purge_queues()
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    # Under the data folder, not pytest's shared temp root: other pytest sessions on this machine
+    # rotate /tmp/pytest-of-<user> and may delete the log of a worker still running.
+    log_path = settings.QUERN_DATA_DIR / "worker.log"
     env = {**os.environ, "DATABASE_URL": _database_url(db), "QUERN_DATA_DIR": str(settings.QUERN_DATA_DIR)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
