@@ -152,3 +152,26 @@ def test_a_new_document_is_searchable_within_seconds_while_a_backfill_runs(clien
     wait_for(lambda: backfills.feed() >= 0 and Backfill.objects.get(pk=run.pk).status == BackfillStatus.DONE,
              timeout=240, interval=0.2, message="the backfill to finish")
     assert _total("bittern") == 20 * 4000
+
+
+def test_admin_shows_backfill_progress_and_its_actions_start_and_cancel(admin_client, captured_messages, clean_index):
+    documents = [_indexed_document(f"d{n}.txt", f"a bittern {n}\n") for n in range(3)]
+    response = admin_client.post(
+        "/admin/indexing/document/", {"action": "backfill", "_selected_action": [d.pk for d in documents]}, follow=True
+    )
+    assert response.status_code == 200 and b"Started" in response.content
+    run = Backfill.objects.get()
+    assert run.total == 3 and Job.objects.filter(backfill=run, status=Status.QUEUED).count() == 3
+    listing = admin_client.get("/admin/indexing/backfill/")
+    assert listing.status_code == 200 and b"<progress" in listing.content
+    assert admin_client.get(f"/admin/indexing/backfill/{run.pk}/change/").status_code == 200
+
+    job = Job.objects.filter(backfill=run).first()
+    admin_client.post("/admin/indexing/job/", {"action": "cancel", "_selected_action": [job.pk]}, follow=True)
+    assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
+    admin_client.post("/admin/indexing/job/", {"action": "retry", "_selected_action": [job.pk]}, follow=True)
+    assert Job.objects.filter(retry_of=job).count() == 1
+    admin_client.post("/admin/indexing/backfill/", {"action": "cancel", "_selected_action": [run.pk]}, follow=True)
+    run.refresh_from_db()
+    assert run.status == BackfillStatus.CANCELLED
+    assert not Job.objects.filter(backfill=run, status__in=(Status.QUEUED, Status.SPLITTING, Status.INDEXING)).exists()
