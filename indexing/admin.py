@@ -5,8 +5,9 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from indexing import backfill as backfills
 from indexing import services
-from indexing.models import Chunk, Document, Job, Record, Source
+from indexing.models import ACTIVE_STATUSES, Backfill, Chunk, Document, Job, Record, Source, Status
 
 
 def _link(viewname: str, pk, text) -> str:
@@ -24,7 +25,7 @@ class DocumentAdmin(admin.ModelAdmin):
     search_fields = ("name", "sha256", "title")
     readonly_fields = ("sha256", "size", "file", "live_job_link", "jobs_link", "records_link", "created_at", "updated_at")
     fields = ("name", "title", "format", "encoding", "size", "sha256", "file", "live_job_link", "jobs_link", "records_link", "created_at", "updated_at")
-    actions = ["reindex"]
+    actions = ["reindex", "backfill"]
 
     @admin.display(description="live job")
     def live_job_link(self, document: Document):
@@ -45,10 +46,46 @@ class DocumentAdmin(admin.ModelAdmin):
         jobs = [services.reindex(document.pk, source=Source.ADMIN) for document in queryset]
         self.message_user(request, f"Started {len(jobs)} re-index job(s).", messages.SUCCESS)
 
+    @admin.action(description="Backfill the selected documents (fed in as capacity frees)")
+    def backfill(self, request, queryset):
+        run = backfills.start({"ids": list(queryset.values_list("pk", flat=True))})
+        url = reverse("admin:indexing_backfill_change", args=[run.pk])
+        self.message_user(request, format_html('Started <a href="{}">backfill #{}</a> of {} document(s).', url, run.pk, run.total), messages.SUCCESS)
+
+
+@admin.register(Backfill)
+class BackfillAdmin(admin.ModelAdmin):
+    list_display = ("id", "status", "progress_bar", "submitted", "total", "filters", "created_at", "finished_at")
+    list_filter = ("status",)
+    readonly_fields = ("status", "filters", "chunk_size", "cursor", "total", "submitted", "progress_bar", "jobs_link", "created_at", "finished_at")
+    fields = readonly_fields
+    actions = ["cancel"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # started by `manage.py reindex` or the documents' action
+
+    @admin.display(description="progress")
+    def progress_bar(self, run: Backfill):
+        p = backfills.progress(run)
+        return format_html(
+            '<progress max="100" value="{}"></progress> {} succeeded, {} failed, {} running',
+            p["percent"], p["succeeded"], p["failed"], p["active"],
+        )
+
+    @admin.display(description="jobs")
+    def jobs_link(self, run: Backfill):
+        return _changelist("job", f"backfill__id__exact={run.pk}", f"{run.jobs.count()} job(s)")
+
+    @admin.action(description="Cancel the selected backfills (and their unfinished jobs)")
+    def cancel(self, request, queryset):
+        for run in queryset:
+            backfills.cancel(run.pk)
+        self.message_user(request, f"Cancelled {queryset.count()} backfill(s).", messages.SUCCESS)
+
 
 class ChunkInline(admin.TabularInline):
     model = Chunk
-    fields = ("number", "first_line", "units", "records", "start", "end", "done_at")
+    fields = ("number", "first_line", "units", "records", "start", "end", "sent_at", "attempts", "done_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -59,7 +96,7 @@ class ChunkInline(admin.TabularInline):
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = ("id", "document_link", "status", "source", "format", "progress", "records_indexed", "error_count", "created_at")
-    list_filter = ("status", "source", "format", "created_at")
+    list_filter = ("status", "source", "format", "created_at", "backfill")
     search_fields = ("document__name", "=id", "sha256", "=idempotency_key")
     list_select_related = ("document",)
     readonly_fields = (
@@ -70,8 +107,19 @@ class JobAdmin(admin.ModelAdmin):
         # The open queue: how the job was submitted, and whether its end event is still owed.
         "idempotency_key", "reply_to", "correlation_id", "metadata", "events_pending",
     )
-    exclude = ("document", "errors", "utf8_path")
+    exclude = ("document", "errors", "utf8_path", "backfill", "retry_of")
     inlines = [ChunkInline]
+    actions = ["cancel", "retry"]
+
+    @admin.action(description="Cancel the selected unfinished jobs")
+    def cancel(self, request, queryset):
+        cancelled = [services.cancel(job.pk) for job in queryset.filter(status__in=ACTIVE_STATUSES)]
+        self.message_user(request, f"Cancelled {len(cancelled)} job(s); finished jobs were left alone.", messages.SUCCESS)
+
+    @admin.action(description="Retry the selected failed or cancelled jobs (a new job each)")
+    def retry(self, request, queryset):
+        jobs = [services.retry(job.pk, source=Source.ADMIN) for job in queryset.filter(status__in=(Status.FAILED, Status.CANCELLED))]
+        self.message_user(request, f"Started {len(jobs)} retry job(s); other jobs were left alone.", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -17,7 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from indexing import services
+from indexing import backpressure, services
 from indexing.errors import QuernError
 from indexing.models import Document, Job, Source, Status
 from indexing.openapi import openapi_schema
@@ -50,7 +50,10 @@ def api_view(*methods: str) -> Callable:
             try:
                 return view(request, *args, **kwargs)
             except QuernError as error:
-                return JsonResponse({"error": error.as_dict()}, status=error.status)
+                response = JsonResponse({"error": error.as_dict()}, status=error.status)
+                if getattr(error, "retry_after", None):
+                    response["Retry-After"] = str(error.retry_after)
+                return response
             except RequestDataTooBig:
                 return error_response("too_large", "The request body is larger than this server accepts.", 413)
             except SuspiciousOperation as error:  # e.g. too many files or fields in one request
@@ -138,6 +141,7 @@ def _accepted(jobs: list[Job]) -> JsonResponse:
 
 @api_view("POST")
 def documents(request: HttpRequest) -> JsonResponse:
+    backpressure.check()  # 503 + Retry-After past the limit, before reading the body
     content_type = request.content_type or ""
     if content_type == "multipart/form-data":
         return _submit_files(request)
@@ -260,6 +264,22 @@ def job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
     return JsonResponse(job_json(job))
 
 
+@api_view("POST")
+def job_cancel(request: HttpRequest, job_id: int) -> JsonResponse:
+    job = services.cancel(job_id)
+    return JsonResponse(job_json(Job.objects.select_related("document").get(pk=job.pk)))
+
+
+@api_view("POST")
+def job_retry(request: HttpRequest, job_id: int) -> JsonResponse:
+    return _accepted([services.retry(job_id, source=Source.API)])
+
+
+@api_view("POST")
+def document_reindex(request: HttpRequest, document_id: int) -> JsonResponse:
+    return _accepted([services.reindex(document_id, source=Source.API)])
+
+
 def run_search(q: str, *, limit: int, offset: int, document_id: int | None) -> dict[str, Any]:
     started = time.perf_counter()
     page = get_backend().search(parse_query(q), limit=limit, offset=offset, document_id=document_id)
@@ -290,6 +310,16 @@ def search(request: HttpRequest) -> JsonResponse:
     document = request.GET.get("document")
     document_id = _int_param(document, "document", 0, 1, 2**62) if document else None
     return JsonResponse(run_search(q, limit=limit, offset=offset, document_id=document_id))
+
+
+@api_view("GET")
+def status(request: HttpRequest) -> JsonResponse:
+    """Queues, workers, jobs and throughput now (staff only: it names workers and tasks)."""
+    if not (request.user.is_authenticated and request.user.is_staff):
+        raise QuernError("forbidden", "The status is for staff: log in at /admin/ first.", status=403)
+    from indexing.status import snapshot
+
+    return JsonResponse(snapshot())
 
 
 @api_view("GET")

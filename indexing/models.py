@@ -12,6 +12,7 @@ class Source(models.TextChoices):
     CLI = "cli", "command line"
     AMQP = "amqp", "AMQP message"
     ADMIN = "admin", "admin"
+    BACKFILL = "backfill", "backfill"
 
 
 class Status(models.TextChoices):
@@ -72,6 +73,10 @@ class Job(models.Model):
     chunks_done = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
     error_count = models.PositiveIntegerField(default=0)
+    # The backfill that started this job (its messages go to the backfill queue), and the
+    # failed or cancelled job this one retries.
+    backfill = models.ForeignKey("Backfill", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     split_started_at = models.DateTimeField(null=True, blank=True)
     split_finished_at = models.DateTimeField(null=True, blank=True)
@@ -122,10 +127,17 @@ class Chunk(models.Model):
     units = models.PositiveIntegerField()
     records = models.PositiveIntegerField(default=0)
     done_at = models.DateTimeField(null=True, blank=True)
+    # When its index_chunk message was last published: reconcile re-sends only a real stall,
+    # not a chunk that is merely waiting its turn in a backlog.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # Runs started and never ended (a worker killed mid-chunk): past the limit the job fails
+    # instead of the chunk being redelivered for ever.
+    attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["job", "number"]
         constraints = [models.UniqueConstraint(fields=["job", "number"], name="unique_chunk_per_job")]
+        indexes = [models.Index(fields=["done_at"])]  # records per minute on the status page
 
     def __str__(self) -> str:
         return f"chunk {self.number} of job #{self.job_id}"
@@ -153,3 +165,32 @@ class Record(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.title[:60]}" if self.title else f"record {self.key}"
+
+
+class BackfillStatus(models.TextChoices):
+    RUNNING = "running"  # still feeding documents in
+    FED = "fed"  # every matching document has its job; waiting for the last ones to end
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Backfill(models.Model):
+    """A re-index of many stored documents, fed in as capacity frees; resumable from `cursor`."""
+
+    filters = models.JSONField(default=dict, help_text="Which documents: all, ids, since, format, failed.")
+    status = models.CharField(max_length=16, choices=BackfillStatus.choices, default=BackfillStatus.RUNNING, db_index=True)
+    chunk_size = models.PositiveIntegerField(null=True, blank=True)
+    # Documents are taken in id order; `cursor` is the last id given a job, so a restart resumes after it.
+    cursor = models.BigIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0, help_text="Matching documents when the backfill started.")
+    submitted = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "backfills"
+
+    def __str__(self) -> str:
+        return f"Backfill #{self.pk} ({self.status}, {self.submitted}/{self.total})"

@@ -38,9 +38,11 @@ def accepting_submissions() -> bool:
 
     The consumer asks before each message and about once a second while paused. While this says
     False, messages stay on quern.submit untouched (not rejected, not dead-lettered) and are taken
-    once it says True again. Always True for now; a backpressure limit plugs in here.
+    once it says True again: past QUERN_MAX_WAITING (indexing/backpressure.py), as the API's 503.
     """
-    return True
+    from indexing import backpressure
+
+    return not backpressure.over_limit()
 
 
 def take_submission(body: bytes, *, reply_to: str = "", correlation_id: str = "") -> Job:

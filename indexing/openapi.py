@@ -216,6 +216,36 @@ PATHS: dict[str, Any] = {
                 "405": _error("Method not allowed"),
                 "413": _error("Document too large"),
                 "415": _error("Unsupported media type or format"),
+                "503": _error("Too much work is waiting (backpressure); try again after Retry-After seconds"),
+            },
+        }
+    },
+    "/api/documents/{document_id}/reindex": {
+        "post": {
+            "summary": "Re-index a stored document: a new job; the live version stays until it succeeds",
+            "parameters": [_id_param("document_id")],
+            "responses": {"202": _json("Accepted: the new job", _ref("Job"), _LOCATION), "404": _error("No such document")},
+        }
+    },
+    "/api/jobs/{job_id}/cancel": {
+        "post": {
+            "summary": "Cancel an unfinished job: it ends cancelled, its records are removed, the previous version stays",
+            "parameters": [_id_param("job_id")],
+            "responses": {
+                "200": _json("The cancelled job", _ref("Job")),
+                "404": _error("No such job"),
+                "409": _error("The job already succeeded or failed"),
+            },
+        }
+    },
+    "/api/jobs/{job_id}/retry": {
+        "post": {
+            "summary": "Retry a failed or cancelled job: a new job over the same input",
+            "parameters": [_id_param("job_id")],
+            "responses": {
+                "202": _json("Accepted: the new job", _ref("Job"), _LOCATION),
+                "404": _error("No such job"),
+                "409": _error("The job is not failed or cancelled"),
             },
         }
     },
@@ -249,6 +279,12 @@ PATHS: dict[str, Any] = {
                 {"name": "document", "in": "query", "schema": {"type": "integer"}},
             ],
             "responses": {"200": _json("Hits and total", _ref("SearchResults")), "400": _error("Invalid parameter")},
+        }
+    },
+    "/api/status": {
+        "get": {
+            "summary": "Queues (ready, unacked, consumers), workers and their tasks, jobs by status, records per minute (staff only)",
+            "responses": {"200": _json("The status now", {"type": "object"}), "403": _error("Not logged in as staff")},
         }
     },
     "/api/schema": {

@@ -1,4 +1,4 @@
-"""The only code that writes: submit, split, index a chunk, finalize, fail, purge, reconcile.
+"""The only code that writes: submit, split, index a chunk, finalize, fail, cancel, retry, purge, reconcile.
 
 Every function here may run twice for the same job (at-least-once delivery); each guards its
 state change with a row lock and the status it expects, so a second run changes nothing.
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
 
+from amqp.exceptions import MessageNacked
 from celery import current_app
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from kombu.exceptions import KombuError
@@ -40,14 +41,29 @@ COPY_BLOCK = 1 << 20
 # --- sending tasks ------------------------------------------------------------------------
 
 
+# Steps of a job: their first argument is the job id, and a backfill's go to the backfill queue.
+JOB_TASKS = {"quern.split", "quern.index_chunk", "quern.finalize", "quern.purge_job"}
+
+
+def _backfill_jobs(messages: list[tuple[str, list[Any]]]) -> set[int]:
+    ids = {args[0] for name, args in messages if name in JOB_TASKS and args}
+    if not ids:
+        return set()
+    return set(Job.objects.filter(pk__in=ids, source=Source.BACKFILL).values_list("pk", flat=True))
+
+
 def _send_now(messages: list[tuple[str, list[Any]]]) -> None:
     try:
+        backfill = _backfill_jobs(messages)
         with current_app.producer_or_acquire() as producer:
             for task_name, args in messages:
-                current_app.send_task(task_name, args=args, producer=producer)
-    except (KombuError, OSError):
-        # The broker is down at commit: the rows are committed and say what is left to do;
-        # reconcile re-sends it when the broker is back (PITFALLS.md, "Enqueue on commit").
+                # Interactive work and backfills never share one FIFO (README, "Priorities").
+                options = {"queue": settings.QUERN_BACKFILL_QUEUE} if task_name in JOB_TASKS and args and args[0] in backfill else {}
+                current_app.send_task(task_name, args=args, producer=producer, **options)
+    except (KombuError, OSError, MessageNacked):
+        # The broker is down at commit, or refused the publish (MessageNacked: a queue full under
+        # the max-length policy): the rows are committed and say what is left to do; reconcile
+        # re-sends it later (PITFALLS.md, "Enqueue on commit").
         logger.exception("Could not publish %d message(s); reconcile will re-send them", len(messages))
 
 
@@ -186,22 +202,41 @@ def _create_job(
     return job
 
 
-def reindex(document_id: int, *, source: str = Source.ADMIN, chunk_size: int | None = None) -> Job:
+def _job_over(stored: Document | Job, *, document: Document, **fields: Any) -> Job:
+    """A queued job over the stored input of a document or an earlier job; split after commit."""
+    job = Job.objects.create(
+        document=document,
+        format=stored.format,
+        encoding=stored.encoding,
+        size=stored.size,
+        sha256=stored.sha256,
+        file=stored.file.name,
+        **fields,
+    )
+    send_after_commit([("quern.split", [job.pk])])
+    return job
+
+
+def reindex(document_id: int, *, source: str = Source.ADMIN, chunk_size: int | None = None, backfill_id: int | None = None) -> Job:
     """A new job over the document's stored bytes; the live version stays until it succeeds."""
     with transaction.atomic():
-        document = Document.objects.get(pk=document_id)
-        job = Job.objects.create(
-            document=document,
-            source=source,
-            format=document.format,
-            encoding=document.encoding,
-            size=document.size,
-            sha256=document.sha256,
-            file=document.file.name,
-            chunk_size=_checked_chunk_size(chunk_size),
-        )
-        send_after_commit([("quern.split", [job.pk])])
-    return job
+        document = Document.objects.filter(pk=document_id).first()
+        if document is None:
+            raise QuernError("not_found", f"There is no document {document_id}.", status=404)
+        return _job_over(document, document=document, source=source, chunk_size=_checked_chunk_size(chunk_size), backfill_id=backfill_id)
+
+
+def retry(job_id: int, *, source: str = Source.API) -> Job:
+    """A new job over the same input as a failed or cancelled job (same bytes, format, chunk size)."""
+    with transaction.atomic():
+        old = Job.objects.select_related("document").filter(pk=job_id).first()
+        if old is None:
+            raise QuernError("not_found", f"There is no job {job_id}.", status=404)
+        if old.status not in (Status.FAILED, Status.CANCELLED):
+            raise QuernError(
+                "not_retryable", f"Job {job_id} is {old.status}; only a failed or cancelled job can be retried.", status=409
+            )
+        return _job_over(old, document=old.document, source=source, chunk_size=old.chunk_size, retry_of=old)
 
 
 # --- split --------------------------------------------------------------------------------
@@ -254,6 +289,7 @@ def split(job_id: int) -> list[int]:
                 transaction.on_commit(lambda: default_storage.delete(utf8_path))
             return []
         Chunk.objects.filter(job=job).delete()
+        sent_at = timezone.now()
         Chunk.objects.bulk_create(
             Chunk(
                 job=job,
@@ -263,6 +299,7 @@ def split(job_id: int) -> list[int]:
                 first_ordinal=c.first_ordinal,
                 first_line=c.first_line,
                 units=c.units,
+                sent_at=sent_at,
             )
             for c in result.chunks
         )
@@ -298,13 +335,51 @@ def index_chunk(job_id: int, number: int) -> bool:
     Returns whether every chunk of the job is now done (the caller then runs `finalize`, in the
     same worker: no hop through the broker). A redelivery of a done chunk says so too, so a
     finalize lost to a crash after the last chunk's commit runs on the redelivery.
+
+    Each run is counted before it starts and uncounted when it ends with an exception, so
+    `attempts` counts the runs that killed their worker; past the limit the job fails.
     """
     chunk = Chunk.objects.select_related("job").filter(job_id=job_id, number=number).first()
     if chunk is None or chunk.job.status != Status.INDEXING:
         return False
     if chunk.done_at is not None:
         return chunk.job.chunks_done == chunk.job.chunks_total
-    job = chunk.job
+    attempts = _count_attempt(chunk.pk)
+    if attempts > settings.QUERN_MAX_CHUNK_ATTEMPTS:
+        fail(
+            job_id,
+            {
+                "code": "chunk_crashed",
+                "message": f"Chunk {number} (from line {chunk.first_line}) stopped its worker {attempts - 1} times "
+                "(out of memory, or killed); the job was stopped so it is not redelivered for ever. "
+                "Try a smaller chunk_size, and report it if it fails again.",
+                "line": chunk.first_line,
+            },
+        )
+        return False
+    try:
+        return _index_chunk(chunk)
+    except BaseException:
+        _uncount_attempt(chunk.pk)
+        raise
+
+
+def _count_attempt(chunk_pk: int) -> int:
+    # One statement (and one commit) per chunk run: it is on the hot path of every chunk.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE indexing_chunk SET attempts = attempts + 1 WHERE id = %s RETURNING attempts", [chunk_pk])
+        return cursor.fetchone()[0]
+
+
+def _uncount_attempt(chunk_pk: int) -> None:
+    try:
+        Chunk.objects.filter(pk=chunk_pk, attempts__gt=0).update(attempts=F("attempts") - 1)
+    except Exception:  # the database itself may be what failed; the attempt then stays counted
+        logger.exception("Could not uncount an attempt of chunk %s", chunk_pk)
+
+
+def _index_chunk(chunk: Chunk) -> bool:
+    job, job_id = chunk.job, chunk.job_id
     records, errors = parse_chunk(
         _read_range(job, chunk.start, chunk.end),
         job.format,
@@ -383,6 +458,28 @@ def finalize(job_id: int) -> None:
             send_after_commit([("quern.purge_job", [previous])])
 
 
+def cancel(job_id: int) -> Job:
+    """Stop an unfinished job: its undone chunks are skipped, a running one is rolled back at its
+    commit (index_chunk re-checks the status under the job's lock), its rows are purged, and the
+    document's live version stays. Cancelling a cancelled job changes nothing."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None:
+            raise QuernError("not_found", f"There is no job {job_id}.", status=404)
+        if job.status == Status.CANCELLED:
+            return job
+        if job.status in FINISHED_STATUSES:
+            raise QuernError(
+                "not_cancellable", f"Job {job_id} already {job.status}; only an unfinished job can be cancelled.", status=409
+            )
+        job.status = Status.CANCELLED
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "finished_at", "updated_at"])
+        send_after_commit([("quern.purge_job", [job.pk])])
+        on_job_finished(job)
+    return job
+
+
 def _mark_failed(job: Job, error: dict[str, Any]) -> None:
     job.status = Status.FAILED
     job.finished_at = timezone.now()
@@ -432,6 +529,39 @@ def purge_job(job_id: int) -> int:
 # --- reconcile ----------------------------------------------------------------------------
 
 
+def _job_queues() -> set[str]:
+    return {settings.CELERY_TASK_ROUTES["quern.split"]["queue"], settings.CELERY_TASK_ROUTES["quern.index_chunk"]["queue"],
+            settings.QUERN_BACKFILL_QUEUE}
+
+
+def _queue_is_empty(name: str) -> bool:
+    """True when the queue holds no ready message (or its depth cannot be read: then assume lost)."""
+    from indexing.status import queue_depth  # the broker side of the status page
+
+    depth = queue_depth(name)
+    return depth is None or depth == 0
+
+
+def _queue_filter(idle_queues: set[str]) -> Q:
+    """Chunks whose index_chunk messages go to one of `idle_queues`."""
+    interactive = settings.CELERY_TASK_ROUTES["quern.index_chunk"]["queue"] in idle_queues
+    backfill = settings.QUERN_BACKFILL_QUEUE in idle_queues
+    if interactive and backfill:
+        return Q()
+    if interactive:
+        return ~Q(job__source=Source.BACKFILL)
+    if backfill:
+        return Q(job__source=Source.BACKFILL)
+    return Q(pk__in=[])
+
+
+def _jobs_in_queue(job_ids: list[int], idle_queues: set[str]) -> set[int]:
+    """Those of `job_ids` whose split messages go to one of `idle_queues`."""
+    backfill = set(Job.objects.filter(pk__in=job_ids, source=Source.BACKFILL).values_list("pk", flat=True))
+    split_queue = settings.CELERY_TASK_ROUTES["quern.split"]["queue"]
+    return {pk for pk in job_ids if (settings.QUERN_BACKFILL_QUEUE if pk in backfill else split_queue) in idle_queues}
+
+
 def reconcile(now=None) -> dict[str, int]:
     """Re-send what lost messages left undone; the database, not the broker, is the record."""
     now = now or timezone.now()
@@ -444,16 +574,26 @@ def reconcile(now=None) -> dict[str, int]:
         ).values_list("pk", flat=True)
     )
     stalled_indexing = set(Job.objects.filter(status=Status.INDEXING, updated_at__lt=idle).values_list("pk", flat=True))
-    # One query for the undone chunks of all stalled jobs, not one per job.
-    undone = list(
-        Chunk.objects.filter(job_id__in=stalled_indexing, done_at=None).order_by("job_id", "number").values_list("job_id", "number")
+    # A message sent long ago may only be waiting its turn behind a backlog: re-send only when the
+    # queue it went to has nothing ready (so it was taken and lost), never into a backlog.
+    idle_queues = {name for name in _job_queues() if _queue_is_empty(name)}
+    in_idle_queues = _jobs_in_queue(stalled_splits, idle_queues)
+    stalled_splits = [pk for pk in stalled_splits if pk in in_idle_queues]
+    # One query for the stalled chunks of all jobs, not one per job.
+    stalled_chunks = Chunk.objects.filter(job__status=Status.INDEXING, done_at=None).filter(
+        Q(sent_at__lt=idle) | Q(sent_at=None, job__updated_at__lt=idle)
     )
-    unfinalized = stalled_indexing - {job_id for job_id, _ in undone}
+    stalled_chunks = stalled_chunks.filter(_queue_filter(idle_queues))
+    undone_rows = list(stalled_chunks.order_by("job_id", "number").values_list("pk", "job_id", "number"))
+    undone = [(job_id, number) for _, job_id, number in undone_rows]
+    waiting = set(Chunk.objects.filter(job_id__in=stalled_indexing, done_at=None).values_list("job_id", flat=True))
+    unfinalized = stalled_indexing - waiting
     messages: list[tuple[str, list[Any]]] = [("quern.split", [job_id]) for job_id in stalled_splits]
     messages += [("quern.index_chunk", [job_id, number]) for job_id, number in undone]
     messages += [("quern.finalize", [job_id]) for job_id in sorted(unfinalized)]
     counts = {"split": len(stalled_splits), "index_chunk": len(undone), "finalize": len(unfinalized), "purge_job": 0}
     touched = [*stalled_splits, *stalled_indexing]
+    Chunk.objects.filter(pk__in=[pk for pk, _, _ in undone_rows]).update(sent_at=now)
     leftovers = (
         Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=idle)
         .exclude(document__live_job=F("pk"))

@@ -65,3 +65,10 @@ def purge_job(job_id: int) -> int:
 @shared_task(name="quern.reconcile")
 def reconcile() -> dict[str, int]:
     return services.reconcile()
+
+
+@shared_task(name="quern.feed_backfills")
+def feed_backfills() -> int:
+    from indexing import backfill
+
+    return backfill.feed()

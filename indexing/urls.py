@@ -7,5 +7,8 @@ urlpatterns = [
     path("", views.upload, name="upload"),
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/<int:job_id>/", views.job_detail, name="job-detail"),
+    path("jobs/<int:job_id>/cancel", views.job_cancel, name="job-cancel"),
+    path("jobs/<int:job_id>/retry", views.job_retry, name="job-retry"),
     path("search/", views.search, name="search"),
+    path("status/", views.status, name="status"),
 ]

@@ -5,10 +5,13 @@ import io
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 
-from indexing import services
+from indexing import backpressure, services
 from indexing.api import job_json, run_search
 from indexing.errors import QuernError
 from indexing.forms import UploadForm
@@ -23,6 +26,14 @@ def upload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "indexing/upload.html", {"form": UploadForm()})
     form = UploadForm(request.POST, request.FILES)
+    try:
+        backpressure.check()
+    except backpressure.Overloaded as error:
+        form.is_valid()  # keep what was typed, and show why nothing was stored
+        form.add_error(None, error.message)
+        response = render(request, "indexing/upload.html", {"form": form}, status=503)
+        response["Retry-After"] = str(error.retry_after)
+        return response
     if form.is_valid():
         data = form.cleaned_data
         stream = data["file"] or io.BytesIO(data["text"].encode("utf-8"))
@@ -53,6 +64,33 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "indexing/job_detail.html", {"job": job, "job_json": job_json(job)})
 
 
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job page's Cancel button (POST): the job ends cancelled; back to its page."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        services.cancel(job_id)
+    except QuernError as error:
+        if error.status == 404:
+            raise Http404(error.message) from None
+        messages.error(request, error.message)
+    return HttpResponseSeeOther(reverse("job-detail", args=[job_id]))
+
+
+def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job page's Retry button (POST): a new job over the same input; to its page."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        job = services.retry(job_id, source=Source.WEB)
+    except QuernError as error:
+        if error.status == 404:
+            raise Http404(error.message) from None
+        messages.error(request, error.message)
+        return HttpResponseSeeOther(reverse("job-detail", args=[job_id]))
+    return HttpResponseSeeOther(job.get_absolute_url())
+
+
 def search(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     per_page = 10
@@ -71,3 +109,11 @@ def search(request: HttpRequest) -> HttpResponse:
             next_page=page_number + 1 if page_number < last_page else None,
         )
     return render(request, "indexing/search.html", context)
+
+
+@staff_member_required
+def status(request: HttpRequest) -> HttpResponse:
+    """The live view: the page fetches GET /api/status every few seconds and redraws itself."""
+    from indexing.status import snapshot
+
+    return render(request, "indexing/status.html", {"snapshot": snapshot()})

@@ -117,6 +117,19 @@ QUERN_PAGE_SIZE = 20
 # The open queue (manage.py consume): a larger submit message is dead-lettered; bigger documents go
 # through the HTTP API, which streams them. Well under RabbitMQ's own max_message_size (128 MiB).
 QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
+# A chunk whose runs killed their worker this many times fails its job instead of being redelivered for ever.
+QUERN_MAX_CHUNK_ATTEMPTS = env_int("QUERN_MAX_CHUNK_ATTEMPTS", 3)
+# Backpressure (indexing/backpressure.py): past this much waiting work (jobs not yet split +
+# chunks not yet indexed) new submissions are refused with 503 + Retry-After.
+QUERN_MAX_WAITING = env_int("QUERN_MAX_WAITING", 2000)
+QUERN_RETRY_AFTER = env_int("QUERN_RETRY_AFTER", 30)  # seconds, the Retry-After of a refusal
+# Backfills feed new jobs only while waiting work is below this share of QUERN_MAX_WAITING, so
+# interactive submissions keep room (indexing/backfill.py).
+QUERN_BACKFILL_WINDOW = env_int("QUERN_BACKFILL_WINDOW", QUERN_MAX_WAITING // 2)
+QUERN_BACKFILL_QUEUE = "backfill"
+QUERN_BACKFILL_INTERVAL = env_int("QUERN_BACKFILL_INTERVAL", 5)  # seconds between feeds of running backfills
+# RabbitMQ's safety net per queue (a policy: `manage.py broker_policy`), far above QUERN_MAX_WAITING.
+QUERN_BROKER_MAX_LENGTH = env_int("QUERN_BROKER_MAX_LENGTH", 100_000)
 
 # --- Celery -------------------------------------------------------------------------------
 BROKER_DIR = QUERN_DATA_DIR / "broker"
@@ -136,6 +149,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Every hop costs about one polling interval (1 s by default: a 1-chunk job took 4 s).
         "polling_interval": float(os.environ.get("QUERN_FILESYSTEM_POLL", "0.02")),
     }
+elif CELERY_BROKER_URL.startswith(("amqp://", "pyamqp://")):
+    # Publisher confirms: a publish RabbitMQ refuses (a queue full under the max-length policy,
+    # overflow reject-publish) raises instead of vanishing; services._send_now logs it and the
+    # database keeps the work for reconcile.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -149,17 +167,26 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("QUERN_TASK_TIME_LIMIT", 600)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_QUEUES = (Queue("ingest", durable=True), Queue("index", durable=True))
+# Queues are declared without arguments everywhere: RabbitMQ refuses a redeclaration with other
+# arguments (PRECONDITION_FAILED), so the x-max-length safety net is a policy (README, "Backpressure").
+CELERY_TASK_QUEUES = (Queue("ingest", durable=True), Queue("index", durable=True), Queue(QUERN_BACKFILL_QUEUE, durable=True))
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
 CELERY_TASK_ROUTES = {
     "quern.split": {"queue": "ingest"},
     "quern.reconcile": {"queue": "ingest"},
+    "quern.feed_backfills": {"queue": "ingest"},
     "quern.index_chunk": {"queue": "index"},
     "quern.finalize": {"queue": "index"},
     "quern.purge_job": {"queue": "index"},
 }
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "quern.reconcile", "schedule": float(QUERN_RECONCILE_INTERVAL)},
+    # Backfills feed their next jobs as capacity frees; a feed older than its interval is dropped.
+    "feed-backfills": {
+        "task": "quern.feed_backfills",
+        "schedule": float(QUERN_BACKFILL_INTERVAL),
+        "options": {"expires": float(QUERN_BACKFILL_INTERVAL)},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(QUERN_DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -29,7 +29,7 @@ stop() {
 trap stop INT TERM EXIT
 
 # Each in its own process group, so stopping takes its children (pool processes) too.
-setsid $BIN/celery -A project worker -B -Q ingest,index -c "${QUERN_WORKER_CONCURRENCY:-2}" \
+setsid $BIN/celery -A project worker -B -Q ingest,index,backfill -c "${QUERN_WORKER_CONCURRENCY:-2}" \
   -n "quern@localhost" -l "${QUERN_WORKER_LOG_LEVEL:-info}" &
 worker_pid=$!
 setsid $BIN/python manage.py runserver --noreload "$HOST:$PORT" &

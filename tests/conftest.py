@@ -14,6 +14,11 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# A name per test session: sessions elsewhere on this machine may share a broker, and two
+# workers of one name collide on RabbitMQ (RESOURCE_LOCKED on its pidbox queue). On the
+# filesystem broker the bindings of earlier names are cleared at start (purge_queues), or every
+# broadcast would leave a message file for each (PITFALLS.md).
+WORKER_NAME = f"test-{os.getpid()}@localhost"
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float = 60, interval: float = 0.05, message: str = "condition"):
@@ -49,32 +54,38 @@ def _database_url(db: dict) -> str:
 
 def purge_queues() -> None:
     """Drop messages a previous run left on the broker (they name rows that no longer exist)."""
-    from kombu import Queue
-
     from project.celery import app
 
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        # Broadcast bindings of workers from earlier runs (names once made per run) would each
+        # get a message file on every inspect; no worker of this data folder is running yet.
+        (settings.BROKER_DIR / "control" / "celery.pidbox.exchange").unlink(missing_ok=True)
+        for stale in (settings.BROKER_DIR / "queue").glob("*.pidbox.msg"):
+            stale.unlink(missing_ok=True)
     with app.connection_for_write() as connection:
         channel = connection.default_channel
-        for name in ("ingest", "index"):
-            queue = Queue(name, durable=True).bind(channel)
-            queue.declare()
-            queue.purge()
+        for queue in settings.CELERY_TASK_QUEUES:
+            bound = queue.bind(channel)
+            bound.declare()
+            bound.purge()
 
 
 @pytest.fixture(scope="session")
-def worker(django_db_setup, django_db_blocker, tmp_path_factory):
+def worker(django_db_setup, django_db_blocker):
     """A real `celery -A project worker` process (2 pool processes) on the test database."""
     from django.db import connection
 
     with django_db_blocker.unblock():
         db = connection.settings_dict
         purge_queues()
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    # Under the data folder, not pytest's shared temp root: other pytest sessions on this machine
+    # rotate /tmp/pytest-of-<user> and may delete the log of a worker still running.
+    log_path = settings.QUERN_DATA_DIR / "worker.log"
     env = {**os.environ, "DATABASE_URL": _database_url(db), "QUERN_DATA_DIR": str(settings.QUERN_DATA_DIR)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "ingest,index", "-c", "2",
-             "-n", f"test-{os.getpid()}@localhost", "-l", "info"],
+            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "ingest,index,backfill", "-c", "2",
+             "-n", WORKER_NAME, "-l", "info"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:

@@ -24,6 +24,7 @@ def test_served_schema_is_valid_openapi_and_lists_every_endpoint(client):
     assert set(spec["paths"]) == {
         "/api/documents", "/api/documents/{document_id}", "/api/jobs", "/api/jobs/{job_id}", "/api/search", "/api/schema",
         "/api/schema/messages/{name}",
+        "/api/documents/{document_id}/reindex", "/api/jobs/{job_id}/cancel", "/api/jobs/{job_id}/retry", "/api/status",
     }
 
 

@@ -121,3 +121,52 @@ def test_pages_fit_a_phone_screen(live_server, pipeline, client, browser, shots)
             assert width <= 390 + 1, f"{path} scrolls sideways on a phone: {width} px wide"
     finally:
         context.close()
+
+
+def test_cancel_button_stops_a_running_job_and_offers_retry(live_server, pipeline, client, page, shots):
+    upload = client.post("/api/documents", {"file": _named(make_csv(30_000), "long.csv"), "chunk_size": 300})
+    job_id = upload.json()["id"]
+    page.goto(f"{live_server.url}/jobs/{job_id}/")
+    expect(page.locator("#job-status")).to_have_text("indexing", timeout=30_000)
+    page.screenshot(path=str(shots / "7-job-running.png"), full_page=True)
+    page.get_by_role("button", name="Cancel job").click()
+    page.wait_for_url(re.compile(rf"/jobs/{job_id}/$"))
+    expect(page.locator("#job-status")).to_have_text("cancelled")
+    expect(page.locator("#job-outcome")).to_contain_text("previous version stays searchable")
+    expect(page.get_by_role("button", name="Cancel job")).to_be_hidden()
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    page.screenshot(path=str(shots / "8-job-cancelled.png"), full_page=True)
+    assert wait_for_job(job_id).status == "cancelled"
+
+    page.get_by_role("button", name="Retry").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+    assert not page.url.endswith(f"/jobs/{job_id}/")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
+
+
+def test_status_page_draws_queues_workers_and_the_chart_for_staff(live_server, pipeline, client, page, shots, django_user_model):
+    django_user_model.objects.create_superuser("boss", "boss@example.com", "a-long-password-1")
+    response = client.post("/api/documents", data={"name": "s.txt", "content": "alpha\n\nbeta\n"}, content_type="application/json")
+    assert wait_for_job(response.json()["id"]).status == "succeeded"
+
+    page.goto(live_server.url + "/status/")
+    page.fill("input[name=username]", "boss")
+    page.fill("input[name=password]", "a-long-password-1")
+    page.get_by_role("button", name=re.compile("log in", re.I)).click()
+    page.wait_for_url(re.compile(r"/status/$"))
+    expect(page.get_by_role("heading", name="Status", exact=True)).to_be_visible()
+    for queue in ("ingest", "index", "backfill"):
+        expect(page.locator(f"#queues tr[data-queue={queue}] td.consumers")).not_to_have_text("0")
+    expect(page.locator("#workers li[data-worker]").first).to_be_visible()
+    expect(page.locator("#jobs-succeeded")).to_have_text("1")
+    expect(page.locator("#chart rect.bar")).to_have_count(60)
+    expect(page.locator("#chart-total")).to_contain_text("2 records in the last hour")
+    page.screenshot(path=str(shots / "9-status.png"), full_page=True)
+
+
+def _named(data: bytes, name: str):
+    import io
+
+    stream = io.BytesIO(data)
+    stream.name = name
+    return stream

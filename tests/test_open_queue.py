@@ -472,3 +472,12 @@ def test_the_readme_shows_the_very_example_files_the_tests_run():
     readme = (ROOT / "README.md").read_text()
     for name in ("submit.py", "submit.js"):
         assert (EXAMPLES / name).read_text() in readme, f"README.md must show examples/{name} as it is"
+
+
+def test_the_consumer_stops_taking_submissions_past_the_backpressure_limit(captured_messages, clean_index, settings):
+    settings.QUERN_MAX_WAITING = 2
+    assert open_queue.accepting_submissions()
+    services.submit(io.BytesIO(b"id,text\n1,a\n"), name="one.csv")
+    assert open_queue.accepting_submissions()  # 1 job waiting, limit 2
+    services.submit(io.BytesIO(b"id,text\n1,b\n"), name="two.csv")
+    assert not open_queue.accepting_submissions()  # messages stay on quern.submit, as the API answers 503

@@ -206,3 +206,87 @@ def _named(data: bytes, name: str) -> io.BytesIO:
     stream = io.BytesIO(data)
     stream.name = name
     return stream
+
+
+def test_cancelling_a_big_job_midway_ends_it_cancelled_at_once_and_keeps_the_previous_version(client, pipeline):
+    # The 1,000,000 records scaled to 30,000 (60 chunks) to keep CI short: same shape.
+    import time
+
+    first = client.post("/api/documents", {"file": _named(make_csv(5, marker_row=2, marker="ocelot"), "big.csv")})
+    first_job = wait_for_job(first.json()["id"])
+    document_id = first_job.document_id
+    second = client.post(
+        "/api/documents", {"file": _named(make_csv(30_000, marker_row=29_000, marker="margay"), "big.csv"), "replace": document_id, "chunk_size": 500}
+    )
+    job_id = second.json()["id"]
+    wait_for(lambda: Job.objects.get(pk=job_id).chunks_done >= 2, timeout=60, message="the job to be midway")
+
+    started = time.monotonic()
+    response = client.post(f"/api/jobs/{job_id}/cancel")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "cancelled"
+    job = wait_for_job(job_id, timeout=5)
+    assert time.monotonic() - started < 5
+    assert job.status == Status.CANCELLED
+    assert job.chunks_done < job.chunks_total
+    assert api_search(client, "margay")["total"] == 0
+    assert api_search(client, "ocelot")["total"] == 1  # the previous version is intact
+    wait_for(lambda: not Record.objects.filter(job_id=job_id).exists(), timeout=30, message="the cancelled job's records purged")
+    assert Document.objects.get(pk=document_id).live_job_id == first_job.pk
+    # A second cancel is harmless; a finished job cannot be cancelled.
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+    conflict = client.post(f"/api/jobs/{first_job.pk}/cancel")
+    assert (conflict.status_code, conflict.json()["error"]["code"]) == (409, "not_cancellable")
+
+    retried = client.post(f"/api/jobs/{job_id}/retry")
+    assert retried.status_code == 202, retried.content
+    assert retried["Location"] == f"/api/jobs/{retried.json()['id']}"
+    again = wait_for_job(retried.json()["id"], timeout=120)
+    assert again.status == Status.SUCCEEDED and again.records_indexed == 30_000
+    assert api_search(client, "margay")["total"] == 1
+    assert api_search(client, "ocelot")["total"] == 0
+
+
+def test_reindex_endpoint_answers_202_with_a_new_job_and_the_old_version_stays_until_it_succeeds(client, pipeline):
+    first = client.post("/api/documents", data={"name": "n.txt", "content": "a quiet capybara\n"}, content_type="application/json")
+    first_job = wait_for_job(first.json()["id"])
+    response = client.post(f"/api/documents/{first_job.document_id}/reindex")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["document"]["id"] == first_job.document_id and body["id"] != first_job.pk
+    assert wait_for_job(body["id"]).status == Status.SUCCEEDED
+    assert api_search(client, "capybara")["total"] == 1
+    assert client.post("/api/documents/999999/reindex").status_code == 404
+
+
+def test_past_the_waiting_limit_submissions_get_503_and_all_accepted_work_finishes(client, pipeline, monkeypatch, settings):
+    from indexing import services
+
+    # "Workers stopped": the split messages are held back instead of published, so all 50 jobs
+    # wait as queued (stopping the session's worker by broadcast is racy on the filesystem broker).
+    settings.QUERN_MAX_WAITING = 50
+    held: list = []
+    real_send = services._send_now
+    monkeypatch.setattr(services, "_send_now", held.extend)
+    ids = []
+    for n in range(50):
+        response = client.post("/api/documents", data={"name": f"d{n}.txt", "content": f"tapir number {n}\n"}, content_type="application/json")
+        assert response.status_code == 202, response.content
+        ids.append(response.json()["id"])
+    refused = client.post("/api/documents", data={"name": "late.txt", "content": "a late tapir\n"}, content_type="application/json")
+    assert refused.status_code == 503
+    assert int(refused["Retry-After"]) > 0
+    assert refused.json()["error"]["code"] == "overloaded"
+    form = client.post("/", {"text": "a late tapir\n", "name": "late.txt"})
+    assert form.status_code == 503 and form["Retry-After"]
+    assert b"Quern is busy" in form.content and b"Nothing was stored" in form.content
+    assert Job.objects.count() == 50
+
+    monkeypatch.setattr(services, "_send_now", real_send)
+    real_send(held)  # the workers start
+    for job_id in ids:
+        assert wait_for_job(job_id).status == Status.SUCCEEDED
+    assert api_search(client, "tapir")["total"] == 50
+    again = client.post("/api/documents", data={"name": "late.txt", "content": "a late tapir\n"}, content_type="application/json")
+    assert again.status_code == 202
+    assert wait_for_job(again.json()["id"]).status == Status.SUCCEEDED

@@ -12,6 +12,7 @@ from indexing import services
 from indexing.models import Chunk, Job, Record, Status
 from indexing.query import parse_query
 from indexing.search import get_backend
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,7 +145,13 @@ def test_a_declared_cp1252_csv_is_transcoded_and_found(captured_messages, clean_
     assert _search_total("terrace") == 1
 
 
-def test_reconcile_resends_undone_chunks_then_the_missing_finalize(captured_messages, clean_index):
+@pytest.fixture
+def empty_queues(monkeypatch):
+    """The broker's queues hold nothing ready (as after a lost message), whatever other tests left there."""
+    monkeypatch.setattr(services, "_queue_is_empty", lambda name: True)
+
+
+def test_reconcile_resends_undone_chunks_then_the_missing_finalize(captured_messages, clean_index, empty_queues):
     from datetime import timedelta
 
     from django.utils import timezone
@@ -161,3 +168,169 @@ def test_reconcile_resends_undone_chunks_then_the_missing_finalize(captured_mess
     captured_messages.clear()
     assert services.reconcile(now=later + timedelta(hours=1))["finalize"] == 1
     assert captured_messages == [("quern.finalize", [job.pk])]
+
+
+def test_reconcile_leaves_chunks_waiting_in_a_backlog_and_resends_them_once_it_drains(captured_messages, clean_index, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
+    services.split(job.pk)
+    assert all(c.sent_at is not None for c in Chunk.objects.filter(job=job))
+    captured_messages.clear()
+    later = timezone.now() + timedelta(hours=1)
+    monkeypatch.setattr(services, "_queue_is_empty", lambda name: False)  # a long backlog ahead of them
+    assert services.reconcile(now=later)["index_chunk"] == 0
+    assert captured_messages == []
+    monkeypatch.setattr(services, "_queue_is_empty", lambda name: True)  # drained, still not done: lost
+    assert services.reconcile(now=later)["index_chunk"] == 2
+    # Re-sent now: the next run waits another interval before sending them again.
+    assert services.reconcile(now=later + timedelta(seconds=1))["index_chunk"] == 0
+    assert Chunk.objects.filter(job=job, sent_at=later).count() == 2
+
+
+def test_a_chunk_that_keeps_killing_its_worker_fails_the_job_after_the_attempt_limit(captured_messages, clean_index, monkeypatch):
+    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
+    services.split(job.pk)
+    services.index_chunk(job.pk, 0)
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("stands in for SIGKILL: the run never returns")
+
+    # A killed worker never reaches the code that uncounts its attempt.
+    monkeypatch.setattr(services, "_uncount_attempt", lambda pk: None)
+    monkeypatch.setattr(services, "parse_chunk", killed)
+    for _ in range(settings.QUERN_MAX_CHUNK_ATTEMPTS):
+        with pytest.raises(RuntimeError):
+            services.index_chunk(job.pk, 1)
+    services.index_chunk(job.pk, 1)  # the redelivery past the limit
+    job.refresh_from_db()
+    assert job.status == Status.FAILED
+    assert job.errors[-1]["code"] == "chunk_crashed"
+    assert job.errors[-1]["line"] == 12
+
+
+def test_a_run_that_ends_with_an_exception_does_not_count_as_a_crash(captured_messages, clean_index, monkeypatch):
+    job = services.submit(_csv(10), name="birds.csv", chunk_size=10)
+    services.split(job.pk)
+    real_parse = services.parse_chunk
+    monkeypatch.setattr(services, "parse_chunk", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("database blip")))
+    for _ in range(settings.QUERN_MAX_CHUNK_ATTEMPTS + 2):
+        with pytest.raises(RuntimeError):
+            services.index_chunk(job.pk, 0)
+    monkeypatch.setattr(services, "parse_chunk", real_parse)
+    services.index_chunk(job.pk, 0)
+    assert Chunk.objects.get(job=job, number=0).done_at is not None
+
+
+def test_cancel_skips_undone_chunks_purges_the_done_ones_and_keeps_the_previous_version(captured_messages, clean_index):
+    first = _run_one_chunk(services.submit(io.BytesIO(b"id,text\n1,old gannet\n"), name="birds.csv"))
+    second = services.submit(_csv(30), name="birds.csv", chunk_size=10, replace=first.document_id)
+    services.split(second.pk)
+    services.index_chunk(second.pk, 0)
+    captured_messages.clear()
+
+    cancelled = services.cancel(second.pk)
+    assert cancelled.status == Status.CANCELLED and cancelled.finished_at is not None
+    assert captured_messages == [("quern.purge_job", [second.pk])]
+    services.index_chunk(second.pk, 1)  # a message still queued: skipped
+    assert Chunk.objects.get(job=second, number=1).done_at is None
+    services.purge_job(second.pk)
+    assert Record.objects.filter(job=second).count() == 0
+    assert _search_total("gannet") == 1  # the previous version, still live
+    second.document.refresh_from_db()
+    assert second.document.live_job_id == first.pk
+    assert services.cancel(second.pk).status == Status.CANCELLED  # twice: the same state
+
+
+def test_a_chunk_running_when_its_job_is_cancelled_writes_nothing(captured_messages, clean_index, monkeypatch):
+    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
+    services.split(job.pk)
+    backend = get_backend()
+    real_index = type(backend).index_records
+
+    def cancelled_meanwhile(self, **kwargs):
+        real_index(self, **kwargs)
+        # The cancel commits between this chunk's writes and its check of the job's status.
+        Job.objects.filter(pk=job.pk).update(status=Status.CANCELLED)
+
+    monkeypatch.setattr(type(backend), "index_records", cancelled_meanwhile)
+    services.index_chunk(job.pk, 0)
+    assert Record.objects.filter(job=job).count() == 0
+    assert Chunk.objects.get(job=job, number=0).done_at is None
+
+
+def test_cancel_refuses_a_finished_job_and_retry_refuses_an_unfinished_one(captured_messages, clean_index):
+    from indexing.errors import QuernError
+
+    done = _run_one_chunk(services.submit(io.BytesIO(b"a gannet\n"), name="a.txt"))
+    with pytest.raises(QuernError) as error:
+        services.cancel(done.pk)
+    assert (error.value.code, error.value.status) == ("not_cancellable", 409)
+    with pytest.raises(QuernError) as error:
+        services.retry(done.pk)
+    assert (error.value.code, error.value.status) == ("not_retryable", 409)
+
+
+def test_retry_of_a_cancelled_job_is_a_new_job_over_the_same_input(captured_messages, clean_index):
+    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
+    services.cancel(job.pk)
+    captured_messages.clear()
+    again = services.retry(job.pk)
+    assert (again.document_id, again.sha256, again.chunk_size, again.retry_of_id) == (job.document_id, job.sha256, 10, job.pk)
+    assert captured_messages == [("quern.split", [again.pk])]
+    services.split(again.pk)
+    for number in range(2):
+        services.index_chunk(again.pk, number)
+    services.finalize(again.pk)
+    again.refresh_from_db()
+    assert again.status == Status.SUCCEEDED
+    assert _search_total("gannet") == 20
+
+
+def test_waiting_work_counts_unsplit_jobs_and_undone_chunks(captured_messages, clean_index):
+    from indexing import backpressure
+
+    queued = services.submit(_csv(5), name="a.csv")
+    indexing_job = services.submit(_csv(30), name="b.csv", chunk_size=10)
+    services.split(indexing_job.pk)
+    services.index_chunk(indexing_job.pk, 0)
+    assert backpressure.waiting_work() == backpressure.Waiting(jobs=1, chunks=2)
+    assert backpressure.over_limit(3) and not backpressure.over_limit(4)
+    services.cancel(queued.pk)
+    assert backpressure.waiting_work().total == 2
+
+
+def test_a_full_rabbitmq_queue_refuses_publishes_under_the_policy_and_confirms_report_it():
+    """The broker's safety net, on RabbitMQ only: a policy on an existing argument-less queue."""
+    import shutil
+    import subprocess
+
+    from amqp.exceptions import MessageNacked
+    from kombu import Connection, Exchange, Producer, Queue
+
+    from indexing.backpressure import broker_vhost, policy_command
+
+    if not settings.CELERY_BROKER_URL.startswith("amqp://") or not shutil.which("rabbitmqctl"):
+        pytest.skip("RabbitMQ (with rabbitmqctl on this host) only")
+    name = "quern-test-safety-net"
+    command = policy_command(queues=[name], max_length=3, name=name)
+    assert command[3] == broker_vhost() and command[-1] == '{"max-length": 3, "overflow": "reject-publish"}'
+    with Connection(settings.CELERY_BROKER_URL, transport_options={"confirm_publish": True}) as connection:
+        queue = Queue(name, Exchange(name, type="direct"), routing_key=name, durable=False, auto_delete=False)
+        queue(connection.default_channel).declare()  # no arguments, like ingest and index
+        queue(connection.default_channel).purge()
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+        listing = ["rabbitmqctl", "list_queues", "-q", "-p", broker_vhost(), "name", "policy"]
+        wait_for(lambda: f"{name}\t{name}" in subprocess.run(listing, capture_output=True, text=True, timeout=60).stdout,
+                 timeout=20, interval=0.2, message="the policy to apply")
+        try:
+            producer = Producer(connection.default_channel, exchange=queue.exchange, routing_key=name)
+            for n in range(3):
+                producer.publish({"n": n}, retry=False)
+            with pytest.raises(MessageNacked):
+                producer.publish({"n": 3}, retry=False)
+        finally:
+            subprocess.run(["rabbitmqctl", "clear_policy", "-p", broker_vhost(), name], capture_output=True, timeout=60)
+            queue(connection.channel()).delete()
