@@ -370,9 +370,61 @@ def chart(paths: list[str], out: Path) -> None:
     print(f"Chart: {out}")
 
 
+def markdown(paths: list[str]) -> None:
+    """The README's Performance tables, from results files (one per mode)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    label = {"pg": "PostgreSQL + RabbitMQ", "sqlite": "SQLite + filesystem broker"}
+    for r in runs:
+        print(f"\n**{label[r['mode']]}** ({r['database']}; {r['worker_processes']} worker processes, chunk size "
+              f"{r['chunk_size']}; median of {r['runs']} runs, min–max; {r['started'][:10]}, `{Path(paths[runs.index(r)]).name}`)\n")
+        if "ingest" in r:
+            print("| workload | records | MB | Quern, API call → succeeded | records/s | MB/s | floor | floor records/s | Quern / floor |")
+            print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+            for name, e in r["ingest"].items():
+                q, f = e.get("quern"), e.get("floor")
+                qr = e["records"] / q["median"] if q else None
+                fr = e["floor_records"] / f["median"] if f else None
+                print(f"| {name} ({e['documents']:,} document{'s' if e['documents'] > 1 else ''}) | {e['records']:,} | {e['bytes'] / 1e6:.1f} | "
+                      + (f"{q['median']:.1f} s ({q['min']:.1f}–{q['max']:.1f}) | {qr:,.0f} | {e['bytes'] / 1e6 / q['median']:.1f} | " if q else "– | – | – | ")
+                      + (f"{f['median']:.1f} s ({f['min']:.1f}–{f['max']:.1f}) | {fr:,.0f} | " if f else "– | – | ")
+                      + (f"{qr / fr:.2f} |" if q and f else "– |"))
+        if "naive" in r:
+            n = r["naive"]
+            nr = n["records"] / n["seconds"]["median"]
+            s_ = r.get("ingest", {}).get("sentences.csv", {})
+            ratio = f", Quern on sentences.csv is **{s_['records'] / s_['quern']['median'] / nr:.0f}×** faster" if "quern" in s_ else ""
+            print(f"\nThe naive way (one Celery task per record: ORM save, then search update): {n['records']:,} records in "
+                  f"{n['seconds']['median']:.1f} s = {nr:,.0f} records/s{ratio}.")
+        if "search" in r:
+            se = r["search"]
+            print(f"\nSearch, {se['queries']} queries over {se['records']:,} records (ms):\n")
+            print("| clients | API p50 | SQL p50 | API overhead p50 | API p95 | SQL p95 | API p95 / SQL p95 | API req/s | SQL req/s |")
+            print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+            for c in (1, 8):
+                e = se[f"{c}_clients"]
+                a, q = e["api"], e["raw_sql"]
+                print(f"| {c} | {a['p50_ms']:.1f} | {q['p50_ms']:.1f} | {a['p50_ms'] - q['p50_ms']:+.1f} | {a['p95_ms']:.1f} | {q['p95_ms']:.1f} | "
+                      f"{a['p95_ms'] / q['p95_ms']:.2f} | {a['requests_per_s']:.0f} | {q['requests_per_s']:.0f} |")
+        if "time_to_searchable" in r:
+            t = r["time_to_searchable"]
+            print(f"\nTime to searchable, one-record document ({t['tries']} tries): p50 {t['p50_s'] * 1000:.0f} ms, "
+                  f"p95 {t['p95_s'] * 1000:.0f} ms.")
+        if "chunk_sizes" in r:
+            print("\nChunk size (sentences.csv, one run each): " + ", ".join(
+                f"{k}: {v['records_per_s']:,.0f}/s" for k, v in r["chunk_sizes"].items()) + ".")
+        if "memory" in r:
+            m = r["memory"]
+            print(f"\nMemory, {m['file_bytes'] / 2**30:.2f} GiB CSV ({m['records']:,} records in {m['seconds']:.0f} s): peak RSS "
+                  + ", ".join(f"{k} {v:.0f} MB" for k, v in m["peak_rss_mb"].items()) + ".")
+        print("\nTargets: " + "; ".join(f"{t}: {fig} ({'met' if ok else '**not met**'})" for t, fig, ok in verdicts(r)) + ".")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["compare"]:
         compare(argv[1], argv[2])
+        return 0
+    if argv[:1] == ["markdown"]:
+        markdown(argv[1:])
         return 0
     if argv[:1] == ["chart"]:
         chart(argv[1:], ROOT / "docs" / "chunk-size.png")

@@ -135,9 +135,13 @@ QUERN_BROKER_MAX_LENGTH = env_int("QUERN_BROKER_MAX_LENGTH", 100_000)
 BROKER_DIR = QUERN_DATA_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _folder in ("queue", "processed", "control"):
+    for _folder in ("queue", "processed", "control", "staging"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    # kombu's filesystem transport with atomic publishing (indexing/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "indexing.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A message is written here, then renamed into the queue folder: never read half-written.
+        "staging_folder": str(BROKER_DIR / "staging"),
         # One folder for both directions; processed messages are not kept (a processed_folder
         # equal to the queue folder makes messages silently never consumed: PITFALLS.md).
         "data_folder_in": str(BROKER_DIR / "queue"),
