@@ -135,6 +135,7 @@ def test_cancel_button_stops_a_running_job_and_offers_retry(live_server, pipelin
     expect(page.locator("#job-outcome")).to_contain_text("previous version stays searchable")
     expect(page.get_by_role("button", name="Cancel job")).to_be_hidden()
     expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    expect(page.locator("#records-verb")).to_have_text("indexed, then removed")  # not "stored"
     page.screenshot(path=str(shots / "8-job-cancelled.png"), full_page=True)
     assert wait_for_job(job_id).status == "cancelled"
 
