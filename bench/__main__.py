@@ -358,6 +358,9 @@ def chart(paths: list[str], out: Path) -> None:
         sizes = sorted(int(s) for s in r["chunk_sizes"])
         rates = [r["chunk_sizes"][str(s)]["records_per_s"] for s in sizes]
         ax.plot(sizes, rates, marker="o", label=f"{labels[r['mode']]} ({r['started'][:10]})")
+        default = r["chunk_size"]
+    ax.axvline(default, linestyle="--", color="gray")
+    ax.annotate(f"default {default:,}", (default, ax.get_ylim()[0]), xytext=(4, 6), textcoords="offset points", color="gray")
     ax.set_xscale("log")
     ax.set_xlabel("chunk size (records per chunk task)")
     ax.set_ylabel("records/s, sentences.csv end to end")

@@ -106,7 +106,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("QUERN_MAX_JSON_BYTES", 50 * 1024 * 1024)
 
 # --- Quern --------------------------------------------------------------------------------
-QUERN_CHUNK_SIZE = env_int("QUERN_CHUNK_SIZE", 5000)  # records per index_chunk task
+# Records per index_chunk task. 5,000 is where throughput reaches its plateau in the chunk-size
+# sweep (make bench-pg; docs/chunk-size.png): larger chunks gained under 10 %, within run-to-run
+# noise, and cost memory, parallelism and the granularity of progress and cancel.
+QUERN_CHUNK_SIZE = env_int("QUERN_CHUNK_SIZE", 5000)
 QUERN_MAX_CHUNK_SIZE = 100_000
 # A chunk also ends at this many bytes, so a worker's memory is bounded whatever the record size.
 QUERN_MAX_CHUNK_BYTES = env_int("QUERN_MAX_CHUNK_BYTES", 4 * 1024 * 1024)
