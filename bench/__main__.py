@@ -122,7 +122,8 @@ def run(args) -> dict:
                         w.delete_documents([p.name for p in load.paths])
                         runs.append(w.ingest_once(stack, load))
                         print(f"  ingest {load.name} run {i + 1}: {runs[-1]['seconds']:.2f} s, "
-                              f"{runs[-1]['records']:,} records, {runs[-1]['failed_documents']} failed", flush=True)
+                              f"{runs[-1]['records']:,} records, {runs[-1]['failed_documents']} failed, "
+                              f"{runs[-1]['refused_by_backpressure']} submissions refused (503) and resent", flush=True)
                     entry["quern"] = spread([r["seconds"] for r in runs])
                     entry["records"] = runs[-1]["records"]
                     entry["failed_documents"] = runs[-1]["failed_documents"]

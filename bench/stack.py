@@ -179,6 +179,10 @@ class Stack:
         return Client(self.port)
 
 
+class Overloaded(Exception):
+    """Quern's backpressure answered 503: too much work is waiting; nothing was stored."""
+
+
 class Client:
     """A keep-alive HTTP client for the API (one per thread)."""
 
@@ -241,6 +245,8 @@ class Client:
             "POST", "/api/documents", body(),
             {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(length)},
         )
+        if status == 503:
+            raise Overloaded(data)
         if status != 202:
             raise RuntimeError(f"POST /api/documents: {status} {data}")
         return data if isinstance(data, list) else [data]
