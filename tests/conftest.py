@@ -43,6 +43,17 @@ def wait_for_job(job_id: int, *, timeout: float = 90):
     )
 
 
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM the process's group (its pool children too); SIGKILL if it is not gone in 20 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def _database_url(db: dict) -> str:
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
@@ -94,13 +105,7 @@ def worker(django_db_setup, django_db_blocker):
             raise RuntimeError(f"the worker exited at start:\n{log_path.read_text()}")
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process)
         if os.environ.get("QUERN_SHOW_WORKER_LOG"):
             sys.stderr.write(log_path.read_text())
 

@@ -31,7 +31,7 @@ from indexing import events, open_queue, services
 from indexing.messages import FORMATS
 from indexing.models import Document, Job, Status
 from indexing.openapi import FORMATS as API_FORMATS
-from tests.conftest import ROOT, _database_url, wait_for, wait_for_job
+from tests.conftest import ROOT, _database_url, stop_process_group, wait_for, wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,14 +90,7 @@ def _start_consumer(log_path: Path, **extra_env: str) -> subprocess.Popen:
     return process
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+_stop = stop_process_group
 
 
 @pytest.fixture
