@@ -1,8 +1,6 @@
 """The JSON API: validate, call one service, shape the answer. Errors are always JSON."""
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import json
 import logging
@@ -19,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from indexing import backpressure, services
 from indexing.errors import QuernError
+from indexing.messages import MessageError, document_bytes
 from indexing.models import Document, Job, Source, Status
 from indexing.openapi import openapi_schema
 from indexing.query import parse_query
@@ -214,18 +213,10 @@ def _submit_json(request: HttpRequest) -> JsonResponse:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise QuernError("missing_name", "Give the document a name: {\"name\": \"notes.md\", \"content\": \"...\"}.")
-    content, content_b64 = data.get("content"), data.get("content_base64")
-    if (content is None) == (content_b64 is None):
-        raise QuernError("bad_content", "Give exactly one of content (text) or content_base64 (bytes).")
-    if content is not None:
-        if not isinstance(content, str):
-            raise QuernError("bad_content", "content must be a string; use content_base64 for bytes.")
-        raw = content.encode("utf-8")
-    else:
-        try:
-            raw = base64.b64decode(content_b64, validate=True)
-        except (binascii.Error, TypeError, ValueError):
-            raise QuernError("bad_content", "content_base64 is not valid base64.") from None
+    try:
+        raw = document_bytes(data)
+    except MessageError as error:
+        raise QuernError(error.code, error.message) from None
     job = services.submit(
         io.BytesIO(raw), name=name, source=Source.API, idempotency_key=_idempotency_key(request), **_submit_options(data)
     )

@@ -21,6 +21,29 @@ MAX_KEY = 255
 MAX_CHUNK_SIZE = 100_000
 
 
+def document_bytes(data: dict[str, Any]) -> bytes:
+    """The document's bytes from exactly one of `content` (text) or `content_base64` (bytes).
+
+    Shared by the AMQP message and the JSON API, which take the same two fields.
+    """
+    content, content_b64 = data.get("content"), data.get("content_base64")
+    if (content is None) == (content_b64 is None):
+        raise MessageError("bad_content", "Give exactly one of content (text) or content_base64 (bytes); the other null or absent.")
+    if content is not None:
+        if not isinstance(content, str):
+            raise MessageError("bad_content", "content must be a string; use content_base64 for bytes.")
+        try:
+            return content.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escape ("\ud800") is valid JSON but no text
+            raise MessageError("bad_content", "content holds an unpaired surrogate; send bytes as content_base64.") from None
+    if not isinstance(content_b64, str):
+        raise MessageError("bad_content", "content_base64 must be a base64 string.")
+    try:
+        return base64.b64decode(content_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise MessageError("bad_content", "content_base64 is not valid base64 (RFC 4648, no line breaks).") from None
+
+
 class MessageError(Exception):
     """A submit message Quern will not take: `code` is stable, `message` says what to change."""
 
@@ -77,23 +100,7 @@ def parse_submit_message(body: bytes, *, max_bytes: int) -> SubmitMessage:
     if len(name) > MAX_NAME or "\x00" in name:
         raise MessageError("bad_name", f"name must be at most {MAX_NAME} characters, without NUL.")
 
-    content, content_b64 = data.get("content"), data.get("content_base64")
-    if (content is None) == (content_b64 is None):
-        raise MessageError("bad_content", "Give exactly one of content (text) or content_base64 (bytes); the other null or absent.")
-    if content is not None:
-        if not isinstance(content, str):
-            raise MessageError("bad_content", "content must be a string; use content_base64 for bytes.")
-        try:
-            raw = content.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate escape ("\ud800") is valid JSON but no text
-            raise MessageError("bad_content", "content holds an unpaired surrogate; send bytes as content_base64.") from None
-    else:
-        if not isinstance(content_b64, str):
-            raise MessageError("bad_content", "content_base64 must be a base64 string.")
-        try:
-            raw = base64.b64decode(content_b64, validate=True)
-        except (binascii.Error, ValueError):
-            raise MessageError("bad_content", "content_base64 is not valid base64 (RFC 4648, no line breaks).") from None
+    raw = document_bytes(data)
 
     fmt = data.get("format")
     if fmt is not None and fmt not in FORMATS:

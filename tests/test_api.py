@@ -135,3 +135,9 @@ def test_a_multi_file_upload_with_one_bad_file_creates_no_job(client, captured_m
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "empty_document"
     assert Job.objects.count() == 0
+
+
+def test_json_content_with_an_unpaired_surrogate_is_a_400_not_a_500(client):
+    response = client.post("/api/documents", data='{"name": "odd.txt", "content": "a\\ud800b"}', content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_content"
