@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 NODE_STAMP := examples/node_modules/.installed
 
-.PHONY: run test test-unit install install-test install-bench migrate worker web bench bench-pg clean
+.PHONY: run test test-unit lint install install-test install-bench migrate worker web bench bench-pg clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ run: migrate
 ## make test: install what the tests need, then run them all (real worker, real broker).
 test: install-test
 	QUERN_DATA_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make lint: ruff (lint and format) and the import contracts in pyproject.toml (lint-imports).
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test-unit: install-test
 	$(BIN)/python -m pytest tests/formats tests/test_query.py -p no:django

@@ -8,6 +8,7 @@
 Prints one table per workload (medians of --runs runs, with min–max) and writes the same
 figures as JSON to bench/results/<mode>-<time>.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.stack import ROOT, Stack, mode_env, recreate_database
@@ -41,16 +42,18 @@ def fmt_spread(s: dict, unit: str = "s", digits: int = 2) -> str:
 def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print(f"\n{title}")
-    print("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print("  " + "  ".join("-" * w for w in widths))
     for row in rows:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def machine() -> dict:
     info = {"python": platform.python_version(), "platform": platform.platform(), "cores": os.cpu_count()}
     try:
-        cpu = [l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")]
+        cpu = [
+            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")
+        ]
         info["cpu"] = cpu[0].split(":", 1)[1].strip() if cpu else ""
         info["memory_gb"] = round(int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024, 1)
     except OSError:
@@ -62,7 +65,11 @@ def database_version() -> str:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT version()" if connection.vendor == "postgresql" else "SELECT 'SQLite ' || sqlite_version()")
+        cursor.execute(
+            "SELECT version()"
+            if connection.vendor == "postgresql"
+            else "SELECT 'SQLite ' || sqlite_version()"
+        )
         return cursor.fetchone()[0].split(" on ")[0]
 
 
@@ -71,7 +78,9 @@ def run(args) -> dict:
     data_dir = ROOT / "var" / "bench" / mode
     scratch = ROOT / "var" / "bench"
     os.environ.update(mode_env(mode, data_dir))
-    os.environ["QUERN_CHUNK_SIZE"] = str(args.chunk_size) if args.chunk_size else os.environ.get("QUERN_CHUNK_SIZE", "")
+    os.environ["QUERN_CHUNK_SIZE"] = (
+        str(args.chunk_size) if args.chunk_size else os.environ.get("QUERN_CHUNK_SIZE", "")
+    )
     if not os.environ["QUERN_CHUNK_SIZE"]:
         del os.environ["QUERN_CHUNK_SIZE"]
     corpus = Path(args.corpus).resolve()
@@ -88,10 +97,12 @@ def run(args) -> dict:
     django.setup()
     from django.conf import settings
 
-    only = set(args.only.split(",")) if args.only else set(ALL) - set(args.skip.split(",") if args.skip else [])
+    only = (
+        set(args.only.split(",")) if args.only else set(ALL) - set(args.skip.split(",") if args.skip else [])
+    )
     results: dict = {
         "mode": mode,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "database": database_version(),
         "broker": settings.CELERY_BROKER_URL.split("@")[-1],
@@ -107,8 +118,11 @@ def run(args) -> dict:
     try:
         stack.start_worker()
         stack.start_web()
-        print(f"Quern benchmark, mode {mode}: {results['database']}, broker {results['broker']}, "
-              f"{results['worker_processes']} worker processes, chunk size {results['chunk_size']}", flush=True)
+        print(
+            f"Quern benchmark, mode {mode}: {results['database']}, broker {results['broker']}, "
+            f"{results['worker_processes']} worker processes, chunk size {results['chunk_size']}",
+            flush=True,
+        )
 
         if "ingest" in only or "floor" in only:
             results["ingest"] = {}
@@ -121,9 +135,12 @@ def run(args) -> dict:
                     for i in range(args.runs):
                         w.delete_documents([p.name for p in load.paths])
                         runs.append(w.ingest_once(stack, load))
-                        print(f"  ingest {load.name} run {i + 1}: {runs[-1]['seconds']:.2f} s, "
-                              f"{runs[-1]['records']:,} records, {runs[-1]['failed_documents']} failed, "
-                              f"{runs[-1]['refused_by_backpressure']} submissions refused (503) and resent", flush=True)
+                        print(
+                            f"  ingest {load.name} run {i + 1}: {runs[-1]['seconds']:.2f} s, "
+                            f"{runs[-1]['records']:,} records, {runs[-1]['failed_documents']} failed, "
+                            f"{runs[-1]['refused_by_backpressure']} submissions refused (503) and resent",
+                            flush=True,
+                        )
                     entry["quern"] = spread([r["seconds"] for r in runs])
                     entry["records"] = runs[-1]["records"]
                     entry["failed_documents"] = runs[-1]["failed_documents"]
@@ -168,8 +185,11 @@ def run(args) -> dict:
         if "tts" in only:
             times = w.time_to_searchable(stack, args.tts_tries)
             results["time_to_searchable"] = {
-                "tries": len(times), "p50_s": statistics.median(times), "p95_s": w._percentile(times, 95),
-                "min_s": min(times), "max_s": max(times),
+                "tries": len(times),
+                "p50_s": statistics.median(times),
+                "p95_s": w._percentile(times, 95),
+                "min_s": min(times),
+                "max_s": max(times),
             }
             print_tts(results)
 
@@ -179,9 +199,16 @@ def run(args) -> dict:
             for size in sizes:
                 w.delete_documents([p.name for p in sentences.paths])
                 r = w.ingest_once(stack, sentences, chunk_size=size)
-                results["chunk_sizes"][str(size)] = {"seconds": r["seconds"], "records": r["records"],
-                                                     "records_per_s": r["records"] / r["seconds"]}
-                print(f"  chunk size {size}: {r['seconds']:.2f} s, {r['records'] / r['seconds']:,.0f} records/s", flush=True)
+                results["chunk_sizes"][str(size)] = {
+                    "seconds": r["seconds"],
+                    "records": r["records"],
+                    "records_per_s": r["records"] / r["seconds"],
+                }
+                print(
+                    f"  chunk size {size}: {r['seconds']:.2f} s, "
+                    f"{r['records'] / r['seconds']:,.0f} records/s",
+                    flush=True,
+                )
             w.delete_documents([p.name for p in sentences.paths])
             print_chunks(results)
 
@@ -228,15 +255,27 @@ def print_ingest(r: dict) -> None:
 
 def print_naive(r: dict) -> None:
     n = r["naive"]
-    rows = [["naive: 1 task per record", f"{n['records']:,}", fmt_spread(n["seconds"]), _rate(n["records"], n["seconds"]["median"])]]
+    rows = [
+        [
+            "naive: 1 task per record",
+            f"{n['records']:,}",
+            fmt_spread(n["seconds"]),
+            _rate(n["records"], n["seconds"]["median"]),
+        ]
+    ]
     s = r.get("ingest", {}).get("sentences.csv", {})
     ratio = "-"
     if "quern" in s:
         quern_rate = s["records"] / s["quern"]["median"]
-        rows.append(["Quern: sentences.csv", f"{s['records']:,}", fmt_spread(s["quern"]), f"{quern_rate:,.0f}"])
+        rows.append(
+            ["Quern: sentences.csv", f"{s['records']:,}", fmt_spread(s["quern"]), f"{quern_rate:,.0f}"]
+        )
         ratio = f"{quern_rate / (n['records'] / n['seconds']['median']):.1f}x"
-    table(f"The naive way (one Celery task per record, ORM save + search update) — Quern is {ratio} faster",
-          ["", "records", "time", "rec/s"], rows)
+    table(
+        f"The naive way (one Celery task per record, ORM save + search update) — Quern is {ratio} faster",
+        ["", "records", "time", "rec/s"],
+        rows,
+    )
 
 
 def print_search(r: dict) -> None:
@@ -245,39 +284,80 @@ def print_search(r: dict) -> None:
     for clients in (1, 8):
         e = s[f"{clients}_clients"]
         api, raw = e["api"], e["raw_sql"]
-        rows.append([
-            str(clients), f"{api['p50_ms']:.2f}", f"{raw['p50_ms']:.2f}", f"{api['p50_ms'] - raw['p50_ms']:+.2f}",
-            f"{api['p95_ms']:.2f}", f"{raw['p95_ms']:.2f}", f"{api['p95_ms'] / raw['p95_ms']:.2f}",
-            f"{api['requests_per_s']:.0f}", f"{raw['requests_per_s']:.0f}",
-        ])
+        rows.append(
+            [
+                str(clients),
+                f"{api['p50_ms']:.2f}",
+                f"{raw['p50_ms']:.2f}",
+                f"{api['p50_ms'] - raw['p50_ms']:+.2f}",
+                f"{api['p95_ms']:.2f}",
+                f"{raw['p95_ms']:.2f}",
+                f"{api['p95_ms'] / raw['p95_ms']:.2f}",
+                f"{api['requests_per_s']:.0f}",
+                f"{raw['requests_per_s']:.0f}",
+            ]
+        )
     table(
-        f"Search: {s['queries']} queries over {s['records']:,} records, /api/search vs the raw SQL it runs (ms)",
-        ["clients", "API p50", "SQL p50", "overhead p50", "API p95", "SQL p95", "p95 ratio", "API req/s", "SQL req/s"],
+        f"Search: {s['queries']} queries over {s['records']:,} records, "
+        "/api/search vs the raw SQL it runs (ms)",
+        [
+            "clients",
+            "API p50",
+            "SQL p50",
+            "overhead p50",
+            "API p95",
+            "SQL p95",
+            "p95 ratio",
+            "API req/s",
+            "SQL req/s",
+        ],
         rows,
     )
 
 
 def print_tts(r: dict) -> None:
     t = r["time_to_searchable"]
-    table(f"Time to searchable, one-record document ({t['tries']} tries)", ["p50", "p95", "min", "max"],
-          [[f"{t['p50_s'] * 1000:.0f} ms", f"{t['p95_s'] * 1000:.0f} ms", f"{t['min_s'] * 1000:.0f} ms", f"{t['max_s'] * 1000:.0f} ms"]])
+    table(
+        f"Time to searchable, one-record document ({t['tries']} tries)",
+        ["p50", "p95", "min", "max"],
+        [
+            [
+                f"{t['p50_s'] * 1000:.0f} ms",
+                f"{t['p95_s'] * 1000:.0f} ms",
+                f"{t['min_s'] * 1000:.0f} ms",
+                f"{t['max_s'] * 1000:.0f} ms",
+            ]
+        ],
+    )
 
 
 def print_chunks(r: dict) -> None:
-    rows = [[size, f"{e['seconds']:.2f} s", f"{e['records_per_s']:,.0f}"] for size, e in r["chunk_sizes"].items()]
+    rows = [
+        [size, f"{e['seconds']:.2f} s", f"{e['records_per_s']:,.0f}"] for size, e in r["chunk_sizes"].items()
+    ]
     table("Chunk size on sentences.csv (one run each)", ["chunk size", "time", "rec/s"], rows)
 
 
 def print_memory(r: dict) -> None:
     m = r["memory"]
     rows = [[role, f"{mb:.0f} MB"] for role, mb in m["peak_rss_mb"].items()]
-    table(f"Peak resident memory per process while a {m['file_bytes'] / 2**30:.2f} GiB CSV is ingested "
-          f"({m['records']:,} records in {m['seconds']:.1f} s)", ["process", "peak RSS"], rows)
+    table(
+        f"Peak resident memory per process while a {m['file_bytes'] / 2**30:.2f} GiB CSV is ingested "
+        f"({m['records']:,} records in {m['seconds']:.1f} s)",
+        ["process", "peak RSS"],
+        rows,
+    )
 
 
 def print_all(r: dict) -> None:
-    for key, printer in (("ingest", print_ingest), ("naive", print_naive), ("search", print_search),
-                         ("time_to_searchable", print_tts), ("chunk_sizes", print_chunks), ("memory", print_memory)):
+    for key, printer in (
+        ("ingest", print_ingest),
+        ("naive", print_naive),
+        ("search", print_search),
+        ("time_to_searchable", print_tts),
+        ("chunk_sizes", print_chunks),
+        ("memory", print_memory),
+    ):
         if key in r:
             printer(r)
 
@@ -289,7 +369,13 @@ def verdicts(r: dict) -> list[tuple[str, str, bool]]:
     s = r.get("ingest", {}).get("sentences.csv", {})
     if "quern" in s and "floor" in s:
         ratio = (s["records"] / s["quern"]["median"]) / (s["floor_records"] / s["floor"]["median"])
-        out.append((f"sentences.csv >= {target['floor_ratio']} of the floor", f"{ratio:.2f}", ratio >= target["floor_ratio"]))
+        out.append(
+            (
+                f"sentences.csv >= {target['floor_ratio']} of the floor",
+                f"{ratio:.2f}",
+                ratio >= target["floor_ratio"],
+            )
+        )
     if "quern" in s and "naive" in r:
         n = r["naive"]
         ratio = (s["records"] / s["quern"]["median"]) / (n["records"] / n["seconds"]["median"])
@@ -303,7 +389,13 @@ def verdicts(r: dict) -> list[tuple[str, str, bool]]:
             out.append((f"search p95 <= 1.25x raw SQL ({clients} clients)", f"{ratio:.2f}x", ratio <= 1.25))
     if "time_to_searchable" in r:
         p50 = r["time_to_searchable"]["p50_s"]
-        out.append((f"time to searchable p50 <= {target['tts_p50_s'] * 1000:.0f} ms", f"{p50 * 1000:.0f} ms", p50 <= target["tts_p50_s"]))
+        out.append(
+            (
+                f"time to searchable p50 <= {target['tts_p50_s'] * 1000:.0f} ms",
+                f"{p50 * 1000:.0f} ms",
+                p50 <= target["tts_p50_s"],
+            )
+        )
     if "memory" in r:
         peak = max(r["memory"]["peak_rss_mb"].values())
         out.append(("1 GB CSV: no process above 300 MB", f"{peak:.0f} MB", peak <= 300))
@@ -323,17 +415,41 @@ def compare(a_path: str, b_path: str) -> None:
         for what in ("quern", "floor"):
             ea, eb = a.get("ingest", {}).get(name, {}).get(what), b.get("ingest", {}).get(name, {}).get(what)
             if ea and eb:
-                rows.append([f"ingest {name} ({what})", f"{ea['median']:.2f} s", f"{eb['median']:.2f} s", f"{eb['median'] / ea['median']:.2f}"])
+                rows.append(
+                    [
+                        f"ingest {name} ({what})",
+                        f"{ea['median']:.2f} s",
+                        f"{eb['median']:.2f} s",
+                        f"{eb['median'] / ea['median']:.2f}",
+                    ]
+                )
     for clients in ("1_clients", "8_clients"):
         ea, eb = a.get("search", {}).get(clients), b.get("search", {}).get(clients)
         if ea and eb:
             for k in ("p50_ms", "p95_ms"):
-                rows.append([f"search API {k} ({clients})", f"{ea['api'][k]:.2f}", f"{eb['api'][k]:.2f}", f"{eb['api'][k] / ea['api'][k]:.2f}"])
+                rows.append(
+                    [
+                        f"search API {k} ({clients})",
+                        f"{ea['api'][k]:.2f}",
+                        f"{eb['api'][k]:.2f}",
+                        f"{eb['api'][k] / ea['api'][k]:.2f}",
+                    ]
+                )
     ta, tb = a.get("time_to_searchable"), b.get("time_to_searchable")
     if ta and tb:
-        rows.append(["time to searchable p50 (s)", f"{ta['p50_s']:.3f}", f"{tb['p50_s']:.3f}", f"{tb['p50_s'] / ta['p50_s']:.2f}"])
-    table(f"{a_path} ({a['mode']}, {a['started']})  vs  {b_path} ({b['mode']}, {b['started']})",
-          ["figure", "A", "B", "B/A"], rows)
+        rows.append(
+            [
+                "time to searchable p50 (s)",
+                f"{ta['p50_s']:.3f}",
+                f"{tb['p50_s']:.3f}",
+                f"{tb['p50_s'] / ta['p50_s']:.2f}",
+            ]
+        )
+    table(
+        f"{a_path} ({a['mode']}, {a['started']})  vs  {b_path} ({b['mode']}, {b['started']})",
+        ["figure", "A", "B", "B/A"],
+        rows,
+    )
 
 
 def chart(paths: list[str], out: Path) -> None:
@@ -351,7 +467,9 @@ def chart(paths: list[str], out: Path) -> None:
                 latest[r["mode"]] = path
         paths = [str(p) for p in latest.values()]
     if not paths:
-        raise SystemExit("no results file with a chunk-size sweep: run make bench-pg BENCH_ARGS='--only chunks'")
+        raise SystemExit(
+            "no results file with a chunk-size sweep: run make bench-pg BENCH_ARGS='--only chunks'"
+        )
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     labels = {"pg": "PostgreSQL + RabbitMQ", "sqlite": "SQLite + filesystem broker"}
     for path in paths:
@@ -361,7 +479,13 @@ def chart(paths: list[str], out: Path) -> None:
         ax.plot(sizes, rates, marker="o", label=f"{labels[r['mode']]} ({r['started'][:10]})")
         default = r["chunk_size"]
     ax.axvline(default, linestyle="--", color="gray")
-    ax.annotate(f"default {default:,}", (default, ax.get_ylim()[0]), xytext=(4, 6), textcoords="offset points", color="gray")
+    ax.annotate(
+        f"default {default:,}",
+        (default, ax.get_ylim()[0]),
+        xytext=(4, 6),
+        textcoords="offset points",
+        color="gray",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("chunk size (records per chunk task)")
     ax.set_ylabel("records/s, sentences.csv end to end")
@@ -379,48 +503,91 @@ def markdown(paths: list[str]) -> None:
     runs = [json.loads(Path(p).read_text()) for p in paths]
     label = {"pg": "PostgreSQL + RabbitMQ", "sqlite": "SQLite + filesystem broker"}
     for r in runs:
-        print(f"\n**{label[r['mode']]}** ({r['database']}; {r['worker_processes']} worker processes, chunk size "
-              f"{r['chunk_size']}; median of {r['runs']} runs, min–max; {r['started'][:10]}, `{Path(paths[runs.index(r)]).name}`)\n")
+        print(
+            f"\n**{label[r['mode']]}** ({r['database']}; {r['worker_processes']} worker processes, "
+            f"chunk size {r['chunk_size']}; median of {r['runs']} runs, min–max; {r['started'][:10]}, "
+            f"`{Path(paths[runs.index(r)]).name}`)\n"
+        )
         if "ingest" in r:
-            print("| workload | records | MB | Quern, API call → succeeded | records/s | MB/s | floor | floor records/s | Quern / floor |")
+            print(
+                "| workload | records | MB | Quern, API call → succeeded | records/s | MB/s | floor "
+                "| floor records/s | Quern / floor |"
+            )
             print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
             for name, e in r["ingest"].items():
                 q, f = e.get("quern"), e.get("floor")
                 qr = e["records"] / q["median"] if q else None
                 fr = e["floor_records"] / f["median"] if f else None
-                print(f"| {name} ({e['documents']:,} document{'s' if e['documents'] > 1 else ''}) | {e['records']:,} | {e['bytes'] / 1e6:.1f} | "
-                      + (f"{q['median']:.1f} s ({q['min']:.1f}–{q['max']:.1f}) | {qr:,.0f} | {e['bytes'] / 1e6 / q['median']:.1f} | " if q else "– | – | – | ")
-                      + (f"{f['median']:.1f} s ({f['min']:.1f}–{f['max']:.1f}) | {fr:,.0f} | " if f else "– | – | ")
-                      + (f"{qr / fr:.2f} |" if q and f else "– |"))
+                print(
+                    f"| {name} ({e['documents']:,} document{'s' if e['documents'] > 1 else ''}) "
+                    f"| {e['records']:,} | {e['bytes'] / 1e6:.1f} | "
+                    + (
+                        f"{q['median']:.1f} s ({q['min']:.1f}–{q['max']:.1f}) | {qr:,.0f} "
+                        f"| {e['bytes'] / 1e6 / q['median']:.1f} | "
+                        if q
+                        else "– | – | – | "
+                    )
+                    + (
+                        f"{f['median']:.1f} s ({f['min']:.1f}–{f['max']:.1f}) | {fr:,.0f} | "
+                        if f
+                        else "– | – | "
+                    )
+                    + (f"{qr / fr:.2f} |" if q and f else "– |")
+                )
         if "naive" in r:
             n = r["naive"]
             nr = n["records"] / n["seconds"]["median"]
             s_ = r.get("ingest", {}).get("sentences.csv", {})
-            ratio = f", Quern on sentences.csv is **{s_['records'] / s_['quern']['median'] / nr:.0f}×** faster" if "quern" in s_ else ""
-            print(f"\nThe naive way (one Celery task per record: ORM save, then search update): {n['records']:,} records in "
-                  f"{n['seconds']['median']:.1f} s = {nr:,.0f} records/s{ratio}.")
+            ratio = (
+                f", Quern on sentences.csv is **{s_['records'] / s_['quern']['median'] / nr:.0f}×** faster"
+                if "quern" in s_
+                else ""
+            )
+            print(
+                "\nThe naive way (one Celery task per record: ORM save, then search update): "
+                f"{n['records']:,} records in {n['seconds']['median']:.1f} s = {nr:,.0f} records/s{ratio}."
+            )
         if "search" in r:
             se = r["search"]
             print(f"\nSearch, {se['queries']} queries over {se['records']:,} records (ms):\n")
-            print("| clients | API p50 | SQL p50 | API overhead p50 | API p95 | SQL p95 | API p95 / SQL p95 | API req/s | SQL req/s |")
+            print(
+                "| clients | API p50 | SQL p50 | API overhead p50 | API p95 | SQL p95 | API p95 / SQL p95 "
+                "| API req/s | SQL req/s |"
+            )
             print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
             for c in (1, 8):
                 e = se[f"{c}_clients"]
                 a, q = e["api"], e["raw_sql"]
-                print(f"| {c} | {a['p50_ms']:.1f} | {q['p50_ms']:.1f} | {a['p50_ms'] - q['p50_ms']:+.1f} | {a['p95_ms']:.1f} | {q['p95_ms']:.1f} | "
-                      f"{a['p95_ms'] / q['p95_ms']:.2f} | {a['requests_per_s']:.0f} | {q['requests_per_s']:.0f} |")
+                print(
+                    f"| {c} | {a['p50_ms']:.1f} | {q['p50_ms']:.1f} | {a['p50_ms'] - q['p50_ms']:+.1f} "
+                    f"| {a['p95_ms']:.1f} | {q['p95_ms']:.1f} | {a['p95_ms'] / q['p95_ms']:.2f} "
+                    f"| {a['requests_per_s']:.0f} | {q['requests_per_s']:.0f} |"
+                )
         if "time_to_searchable" in r:
             t = r["time_to_searchable"]
-            print(f"\nTime to searchable, one-record document ({t['tries']} tries): p50 {t['p50_s'] * 1000:.0f} ms, "
-                  f"p95 {t['p95_s'] * 1000:.0f} ms.")
+            print(
+                f"\nTime to searchable, one-record document ({t['tries']} tries): "
+                f"p50 {t['p50_s'] * 1000:.0f} ms, p95 {t['p95_s'] * 1000:.0f} ms."
+            )
         if "chunk_sizes" in r:
-            print("\nChunk size (sentences.csv, one run each): " + ", ".join(
-                f"{k}: {v['records_per_s']:,.0f}/s" for k, v in r["chunk_sizes"].items()) + ".")
+            print(
+                "\nChunk size (sentences.csv, one run each): "
+                + ", ".join(f"{k}: {v['records_per_s']:,.0f}/s" for k, v in r["chunk_sizes"].items())
+                + "."
+            )
         if "memory" in r:
             m = r["memory"]
-            print(f"\nMemory, {m['file_bytes'] / 2**30:.2f} GiB CSV ({m['records']:,} records in {m['seconds']:.0f} s): peak RSS "
-                  + ", ".join(f"{k} {v:.0f} MB" for k, v in m["peak_rss_mb"].items()) + ".")
-        print("\nTargets: " + "; ".join(f"{t}: {fig} ({'met' if ok else '**not met**'})" for t, fig, ok in verdicts(r)) + ".")
+            print(
+                f"\nMemory, {m['file_bytes'] / 2**30:.2f} GiB CSV "
+                f"({m['records']:,} records in {m['seconds']:.0f} s): peak RSS "
+                + ", ".join(f"{k} {v:.0f} MB" for k, v in m["peak_rss_mb"].items())
+                + "."
+            )
+        print(
+            "\nTargets: "
+            + "; ".join(f"{t}: {fig} ({'met' if ok else '**not met**'})" for t, fig, ok in verdicts(r))
+            + "."
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -433,7 +600,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["chart"]:
         chart(argv[1:], ROOT / "docs" / "chunk-size.png")
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mode", choices=("sqlite", "pg"), default="sqlite")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ALL)}")
     parser.add_argument("--skip", default="", help="comma-separated workloads to leave out")
@@ -448,12 +617,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tts-tries", type=int, default=50)
     parser.add_argument("--memory-bytes", type=int, default=2**30)
     parser.add_argument("--limit-rows", type=int, default=None, help="cut every file to N rows (smoke run)")
-    parser.add_argument("--output", default=None, help="results file (default bench/results/<mode>-<time>.json)")
+    parser.add_argument(
+        "--output", default=None, help="results file (default bench/results/<mode>-<time>.json)"
+    )
     args = parser.parse_args(argv)
     started = time.time()
     results = run(args)
     results["wall_seconds"] = round(time.time() - started, 1)
-    out = Path(args.output) if args.output else ROOT / "bench" / "results" / f"{args.mode}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    out = (
+        Path(args.output)
+        if args.output
+        else ROOT / "bench" / "results" / f"{args.mode}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
     print("\n=== Summary ===")

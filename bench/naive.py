@@ -5,6 +5,7 @@ commit), on the same database, broker and settings as Quern (task results stored
 django-celery-results, as Quern's are). Run by the benchmark as its own worker:
 `celery -A bench.naive worker -Q naive`.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,17 +31,27 @@ app.conf.beat_schedule = {}
 
 
 @app.task(name="naive.index_record")
-def index_record(job_id: int, document_id: int, ordinal: int, key: str, title: str, body: str, fields: dict) -> int:
+def index_record(
+    job_id: int, document_id: int, ordinal: int, key: str, title: str, body: str, fields: dict
+) -> int:
     record = Record.objects.create(
-        job_id=job_id, document_id=document_id, ordinal=ordinal, key=key, title=title, body=body, fields=fields
+        job_id=job_id,
+        document_id=document_id,
+        ordinal=ordinal,
+        key=key,
+        title=title,
+        body=body,
+        fields=fields,
     )
     if connection.vendor == "postgresql":
         Record.objects.filter(pk=record.pk).update(
-            search=SearchVector("title", weight="A", config="english") + SearchVector("body", weight="B", config="english")
+            search=SearchVector("title", weight="A", config="english")
+            + SearchVector("body", weight="B", config="english")
         )
     else:
         with connection.cursor() as cursor:
             cursor.execute(
-                "INSERT INTO indexing_record_fts (rowid, title, body) VALUES (%s, %s, %s)", [record.pk, title, body]
+                "INSERT INTO indexing_record_fts (rowid, title, body) VALUES (%s, %s, %s)",
+                [record.pk, title, body],
             )
     return record.pk

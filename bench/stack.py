@@ -4,6 +4,7 @@ Two modes, the two Quern ships: `sqlite` (SQLite + filesystem broker, the embedd
 `pg` (PostgreSQL + RabbitMQ). Everything runs as separate processes, as in production: the
 benchmark process only submits over HTTP, polls, and reads the database for verification.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -17,9 +18,10 @@ import sys
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -41,7 +43,10 @@ def mode_env(mode: str, data_dir: Path) -> dict[str, str]:
     if mode == "pg":
         env |= {"DATABASE_URL": PG_URL, "CELERY_BROKER_URL": AMQP_URL}
     elif mode == "sqlite":
-        env |= {"DATABASE_URL": f"sqlite:///{data_dir / 'quern.sqlite3'}", "CELERY_BROKER_URL": "filesystem://"}
+        env |= {
+            "DATABASE_URL": f"sqlite:///{data_dir / 'quern.sqlite3'}",
+            "CELERY_BROKER_URL": "filesystem://",
+        }
     else:
         raise ValueError(f"unknown mode {mode!r}: sqlite or pg")
     return env
@@ -57,7 +62,9 @@ def ensure_vhost(url: str) -> None:
     listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True)
     if vhost not in listed.stdout.split():
         subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
-        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True
+        )
 
 
 def purge_queues(names: tuple[str, ...] = ("ingest", "index", "naive")) -> None:
@@ -99,7 +106,9 @@ class Process:
     def pids(self) -> list[int]:
         """The process and its children (pool processes, web workers)."""
         pids = [self.popen.pid]
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.popen.pid)], capture_output=True, text=True)
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.popen.pid)], capture_output=True, text=True
+        )
         pids += [int(p) for p in out.stdout.split()]
         return pids
 
@@ -134,11 +143,18 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {**os.environ, **mode_env(self.mode, self.data_dir)}
 
-    def _spawn(self, name: str, argv: list[str], ready: bytes | None = None, env: dict | None = None) -> Process:
+    def _spawn(
+        self, name: str, argv: list[str], ready: bytes | None = None, env: dict | None = None
+    ) -> Process:
         log = self.data_dir / f"{name}.log"
         with open(log, "wb") as out:
             popen = subprocess.Popen(
-                argv, cwd=ROOT, env=env or self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                cwd=ROOT,
+                env=env or self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         process = Process(name, popen, log)
         self.processes[name] = process
@@ -150,13 +166,31 @@ class Stack:
         return process
 
     def migrate(self) -> None:
-        subprocess.run([str(BIN / "python"), "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
+        subprocess.run(
+            [str(BIN / "python"), "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True
+        )
 
-    def start_worker(self, name: str = "worker", app: str = "project", queues: str = "ingest,index") -> Process:
+    def start_worker(
+        self, name: str = "worker", app: str = "project", queues: str = "ingest,index"
+    ) -> Process:
         return self._spawn(
             name,
-            [str(BIN / "celery"), "-A", app, "worker", "-Q", queues, "-c", str(WORKER_CONCURRENCY),
-             "-n", f"bench-{name}@localhost", "-l", "info", "--without-gossip", "--without-mingle"],
+            [
+                str(BIN / "celery"),
+                "-A",
+                app,
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                str(WORKER_CONCURRENCY),
+                "-n",
+                f"bench-{name}@localhost",
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+            ],
             ready=b" ready.",
         )
 
@@ -165,8 +199,22 @@ class Stack:
         # Production's server (the compose file's): 2 processes x 4 threads on 2 cores.
         return self._spawn(
             "web",
-            [str(BIN / "gunicorn"), "project.wsgi", "-b", f"127.0.0.1:{self.port}", "-w", "2", "-k", "gthread",
-             "--threads", "4", "--timeout", "600", "--keep-alive", "30"],
+            [
+                str(BIN / "gunicorn"),
+                "project.wsgi",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                "2",
+                "-k",
+                "gthread",
+                "--threads",
+                "4",
+                "--timeout",
+                "600",
+                "--keep-alive",
+                "30",
+            ],
             ready=b"Booting worker",
         )
 
@@ -175,7 +223,7 @@ class Stack:
             process.stop()
         self.processes.clear()
 
-    def client(self) -> "Client":
+    def client(self) -> Client:
         return Client(self.port)
 
 
@@ -190,7 +238,9 @@ class Client:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict | None = None
+    ) -> tuple[int, Any]:
         for attempt in (1, 2):
             try:
                 self.conn.request(method, path, body=body, headers=headers or {})
@@ -221,7 +271,9 @@ class Client:
         boundary = uuid.uuid4().hex
         parts: list[bytes | Path] = []
         for name, value in (fields or {}).items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            )
         for path in paths:
             parts.append(
                 f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
@@ -242,7 +294,9 @@ class Client:
                     yield part
 
         status, data = self.request(
-            "POST", "/api/documents", body(),
+            "POST",
+            "/api/documents",
+            body(),
             {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(length)},
         )
         if status == 503:

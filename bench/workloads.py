@@ -3,6 +3,7 @@
 Django is set up by the caller (bench/__main__.py) on the benchmark's database, so these
 functions may read it; everything Quern does goes through its API and its real worker.
 """
+
 from __future__ import annotations
 
 import io
@@ -22,7 +23,9 @@ from bench.stack import ROOT, Client, Overloaded, Stack, rss_mb
 
 # --- the corpus ---------------------------------------------------------------------------
 
-MAKE_CORPUS = Path(os.environ.get("QUERN_BENCH_MAKE_CORPUS", ROOT.parent / "shared" / "bench" / "make-corpus"))
+MAKE_CORPUS = Path(
+    os.environ.get("QUERN_BENCH_MAKE_CORPUS", ROOT.parent / "shared" / "bench" / "make-corpus")
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,9 @@ def ensure_corpus(corpus: Path) -> None:
     subprocess.run([str(MAKE_CORPUS), str(corpus)], check=True)
 
 
-def corpus_workloads(corpus: Path, limit_rows: int | None = None, scratch: Path | None = None) -> list[Workload]:
+def corpus_workloads(
+    corpus: Path, limit_rows: int | None = None, scratch: Path | None = None
+) -> list[Workload]:
     """The four ingest workloads; `limit_rows` cuts each file (a smoke run of the harness)."""
     html = tuple(sorted((corpus / "html").rglob("*.html")))
     workloads = [
@@ -81,8 +86,12 @@ def parsed_rows(workload: Workload, limit: int | None = None) -> list[tuple[str,
         split = split_document(io.BytesIO(data), workload.fmt, 50_000)
         for chunk in split.chunks:
             records, _ = parse_chunk(
-                data[chunk.start : chunk.end], workload.fmt, first_ordinal=chunk.first_ordinal,
-                first_line=chunk.first_line, header=split.header, dialect=split.dialect,
+                data[chunk.start : chunk.end],
+                workload.fmt,
+                first_ordinal=chunk.first_ordinal,
+                first_line=chunk.first_line,
+                header=split.header,
+                dialect=split.dialect,
             )
             rows.extend((r.key, r.title, r.body, fields_json(r.fields)) for r in records)
             if limit and len(rows) >= limit:
@@ -151,7 +160,13 @@ def ingest_once(stack: Stack, workload: Workload, chunk_size: int | None = None,
 
 def _copy_text(rows: list[tuple[str, str, str, str]]) -> bytes:
     def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r").replace("\x00", " ")
+        return (
+            v.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+            .replace("\x00", " ")
+        )
 
     return "".join(f"{esc(k)}\t{esc(t)}\t{esc(b)}\t{esc(f)}\n" for k, t, b, f in rows).encode()
 
@@ -170,14 +185,18 @@ def floor_once(mode: str, rows: list[tuple[str, str, str, str]], phases: dict | 
             conn.execute("DROP TABLE IF EXISTS bench_floor")
             conn.commit()
             started = time.perf_counter()
-            conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, key text, title text, body text, fields jsonb)")
+            conn.execute(
+                "CREATE TABLE bench_floor"
+                " (id bigserial PRIMARY KEY, key text, title text, body text, fields jsonb)"
+            )
             with conn.cursor().copy("COPY bench_floor (key, title, body, fields) FROM STDIN") as copy:
                 for i in range(0, len(payload), 1 << 22):
                     copy.write(payload[i : i + (1 << 22)])
             phases["copy"] = time.perf_counter() - started
             conn.execute(
                 "ALTER TABLE bench_floor ADD COLUMN search tsvector GENERATED ALWAYS AS"
-                " (setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', body), 'B')) STORED"
+                " (setweight(to_tsvector('english', title), 'A')"
+                " || setweight(to_tsvector('english', body), 'B')) STORED"
             )
             phases["tsvector"] = time.perf_counter() - started - phases["copy"]
             conn.execute("CREATE INDEX ON bench_floor USING gin (search)")
@@ -195,8 +214,12 @@ def floor_once(mode: str, rows: list[tuple[str, str, str, str]], phases: dict | 
             db.execute(ddl)
         started = time.perf_counter()
         db.execute("BEGIN")
-        db.execute("CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, key TEXT, title TEXT, body TEXT, fields TEXT)")
-        db.execute("CREATE VIRTUAL TABLE bench_floor_fts USING fts5(title, body, tokenize='porter unicode61')")
+        db.execute(
+            "CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, key TEXT, title TEXT, body TEXT, fields TEXT)"
+        )
+        db.execute(
+            "CREATE VIRTUAL TABLE bench_floor_fts USING fts5(title, body, tokenize='porter unicode61')"
+        )
         db.executemany("INSERT INTO bench_floor (key, title, body, fields) VALUES (?, ?, ?, ?)", rows)
         phases["insert"] = time.perf_counter() - started
         db.execute("INSERT INTO bench_floor_fts (rowid, title, body) SELECT id, title, body FROM bench_floor")
@@ -217,12 +240,13 @@ def naive_once(stack: Stack, rows: list[tuple[str, str, str, str]]) -> float:
     """One task per record (bench/naive.py) on the same broker and database; seconds to all saved."""
     import json
 
+    from bench.naive import index_record
     from indexing.models import Document, Job, Record
 
-    from bench.naive import index_record
-
     document = Document.objects.create(name="naive", format="csv", size=0, sha256="", file="")
-    job = Job.objects.create(document=document, status="succeeded", format="csv", size=0, sha256="", file="", chunk_size=1)
+    job = Job.objects.create(
+        document=document, status="succeeded", format="csv", size=0, sha256="", file="", chunk_size=1
+    )
     started = time.perf_counter()
     for ordinal, (key, title, body, fields) in enumerate(rows):
         index_record.delay(job.pk, document.pk, ordinal, key, title, body, json.loads(fields))
@@ -247,7 +271,7 @@ def captured_search_sql(queries: list[str]) -> dict[str, list[tuple[str, tuple]]
     for q in queries:
         statements: list[tuple[str, tuple]] = []
 
-        def keep(execute, sql, params, many, context):
+        def keep(execute, sql, params, many, context, statements=statements):
             statements.append((sql, tuple(params or ())))
             return execute(sql, params, many, context)
 
@@ -348,7 +372,10 @@ def time_to_searchable(stack: Stack, tries: int) -> list[float]:
     for i in range(tries):
         token = "tts" + uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        client.post_json("/api/documents", {"name": f"tts-{i}.csv", "content": f"id,text\n1,{token} arrives\n", "format": "csv"})
+        client.post_json(
+            "/api/documents",
+            {"name": f"tts-{i}.csv", "content": f"id,text\n1,{token} arrives\n", "format": "csv"},
+        )
         while client.get(f"/api/search?q={token}")["total"] < 1:
             if time.perf_counter() - started > 60:
                 raise TimeoutError(f"{token} not searchable after 60 s")
@@ -406,4 +433,8 @@ def memory_while_ingesting(stack: Stack, path: Path) -> dict:
     for key, peak in peaks.items():
         role = key.split(":")[0]
         by_role[role] = max(by_role.get(role, 0.0), peak)
-    return result | {"peak_rss_mb": by_role, "peak_rss_mb_per_process": peaks, "file_bytes": path.stat().st_size}
+    return result | {
+        "peak_rss_mb": by_role,
+        "peak_rss_mb_per_process": peaks,
+        "file_bytes": path.stat().st_size,
+    }

@@ -9,6 +9,7 @@ Prints every reply as one JSON line (the accepted job, then the finished job, or
 exits 0 if the job succeeded, 1 if it failed or was cancelled, 2 if Quern refused the message,
 3 if no reply came in time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,18 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for each reply")
     args = parser.parse_args()
 
-    message = {"name": args.path.name, "content_base64": base64.b64encode(args.path.read_bytes()).decode("ascii")}
+    message = {
+        "name": args.path.name,
+        "content_base64": base64.b64encode(args.path.read_bytes()).decode("ascii"),
+    }
     if args.format:
         message["format"] = args.format
     if args.idempotency_key:
         message["idempotency_key"] = args.idempotency_key
 
-    connection = pika.BlockingConnection(pika.URLParameters(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")))
+    connection = pika.BlockingConnection(
+        pika.URLParameters(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
+    )
     channel = connection.channel()
     channel.confirm_delivery()  # basic_publish raises if the broker did not take the message
     # A private queue for the replies; the broker deletes it when we disconnect.
@@ -50,12 +56,17 @@ def main() -> int:
         routing_key="quern.submit",
         body=json.dumps(message),
         properties=pika.BasicProperties(
-            content_type="application/json", delivery_mode=2, reply_to=reply_queue, correlation_id=correlation_id
+            content_type="application/json",
+            delivery_mode=2,
+            reply_to=reply_queue,
+            correlation_id=correlation_id,
         ),
         mandatory=True,
     )
     try:
-        for method, properties, body in channel.consume(reply_queue, auto_ack=True, inactivity_timeout=args.timeout):
+        for method, properties, body in channel.consume(
+            reply_queue, auto_ack=True, inactivity_timeout=args.timeout
+        ):
             if method is None:
                 print(f"no reply from Quern within {args.timeout} s", file=sys.stderr)
                 return 3

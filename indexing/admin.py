@@ -1,13 +1,14 @@
 """Django admin: documents, jobs, chunks and records, each linked to the others and to task results."""
+
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from indexing import backfill as backfills
-from indexing import services
+from indexing import pipeline
 from indexing.models import ACTIVE_STATUSES, Backfill, Chunk, Document, Job, Record, Source, Status
+from indexing.pipeline import backfills
 
 
 def _link(viewname: str, pk, text) -> str:
@@ -23,13 +24,39 @@ class DocumentAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "format", "size", "live_job_link", "created_at")
     list_filter = ("format", "created_at")
     search_fields = ("name", "sha256", "title")
-    readonly_fields = ("sha256", "size", "file", "live_job_link", "jobs_link", "records_link", "created_at", "updated_at")
-    fields = ("name", "title", "format", "encoding", "size", "sha256", "file", "live_job_link", "jobs_link", "records_link", "created_at", "updated_at")
+    readonly_fields = (
+        "sha256",
+        "size",
+        "file",
+        "live_job_link",
+        "jobs_link",
+        "records_link",
+        "created_at",
+        "updated_at",
+    )
+    fields = (
+        "name",
+        "title",
+        "format",
+        "encoding",
+        "size",
+        "sha256",
+        "file",
+        "live_job_link",
+        "jobs_link",
+        "records_link",
+        "created_at",
+        "updated_at",
+    )
     actions = ["reindex", "backfill"]
 
     @admin.display(description="live job")
     def live_job_link(self, document: Document):
-        return _link("admin:indexing_job_change", document.live_job_id, f"#{document.live_job_id}") if document.live_job_id else "—"
+        return (
+            _link("admin:indexing_job_change", document.live_job_id, f"#{document.live_job_id}")
+            if document.live_job_id
+            else "—"
+        )
 
     @admin.display(description="jobs")
     def jobs_link(self, document: Document):
@@ -43,21 +70,45 @@ class DocumentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-index the selected documents (a new job each)")
     def reindex(self, request, queryset):
-        jobs = [services.reindex(document.pk, source=Source.ADMIN) for document in queryset]
+        jobs = [pipeline.reindex(document.pk, source=Source.ADMIN) for document in queryset]
         self.message_user(request, f"Started {len(jobs)} re-index job(s).", messages.SUCCESS)
 
     @admin.action(description="Backfill the selected documents (fed in as capacity frees)")
     def backfill(self, request, queryset):
         run = backfills.start({"ids": list(queryset.values_list("pk", flat=True))})
         url = reverse("admin:indexing_backfill_change", args=[run.pk])
-        self.message_user(request, format_html('Started <a href="{}">backfill #{}</a> of {} document(s).', url, run.pk, run.total), messages.SUCCESS)
+        self.message_user(
+            request,
+            format_html('Started <a href="{}">backfill #{}</a> of {} document(s).', url, run.pk, run.total),
+            messages.SUCCESS,
+        )
 
 
 @admin.register(Backfill)
 class BackfillAdmin(admin.ModelAdmin):
-    list_display = ("id", "status", "progress_bar", "submitted", "total", "filters", "created_at", "finished_at")
+    list_display = (
+        "id",
+        "status",
+        "progress_bar",
+        "submitted",
+        "total",
+        "filters",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status",)
-    readonly_fields = ("status", "filters", "chunk_size", "cursor", "total", "submitted", "progress_bar", "jobs_link", "created_at", "finished_at")
+    readonly_fields = (
+        "status",
+        "filters",
+        "chunk_size",
+        "cursor",
+        "total",
+        "submitted",
+        "progress_bar",
+        "jobs_link",
+        "created_at",
+        "finished_at",
+    )
     fields = readonly_fields
     actions = ["cancel"]
 
@@ -69,7 +120,10 @@ class BackfillAdmin(admin.ModelAdmin):
         p = backfills.progress(run)
         return format_html(
             '<progress max="100" value="{}"></progress> {} succeeded, {} failed, {} running',
-            p["percent"], p["succeeded"], p["failed"], p["active"],
+            p["percent"],
+            p["succeeded"],
+            p["failed"],
+            p["active"],
         )
 
     @admin.display(description="jobs")
@@ -95,17 +149,50 @@ class ChunkInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "document_link", "status", "source", "format", "progress", "records_indexed", "error_count", "created_at")
+    list_display = (
+        "id",
+        "document_link",
+        "status",
+        "source",
+        "format",
+        "progress",
+        "records_indexed",
+        "error_count",
+        "created_at",
+    )
     list_filter = ("status", "source", "format", "created_at", "backfill")
     search_fields = ("document__name", "=id", "sha256", "=idempotency_key")
     list_select_related = ("document",)
     readonly_fields = (
-        "document_link", "status", "source", "format", "encoding", "size", "sha256", "file", "chunk_size",
-        "progress", "records_total", "records_indexed", "chunks_total", "chunks_done", "error_count",
-        "errors_list", "split_info", "created_at", "split_started_at", "split_finished_at", "finished_at",
-        "records_link", "tasks_link",
+        "document_link",
+        "status",
+        "source",
+        "format",
+        "encoding",
+        "size",
+        "sha256",
+        "file",
+        "chunk_size",
+        "progress",
+        "records_total",
+        "records_indexed",
+        "chunks_total",
+        "chunks_done",
+        "error_count",
+        "errors_list",
+        "split_info",
+        "created_at",
+        "split_started_at",
+        "split_finished_at",
+        "finished_at",
+        "records_link",
+        "tasks_link",
         # The open queue: how the job was submitted, and whether its end event is still owed.
-        "idempotency_key", "reply_to", "correlation_id", "metadata", "events_pending",
+        "idempotency_key",
+        "reply_to",
+        "correlation_id",
+        "metadata",
+        "events_pending",
     )
     exclude = ("document", "errors", "utf8_path", "backfill", "retry_of")
     inlines = [ChunkInline]
@@ -113,13 +200,20 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected unfinished jobs")
     def cancel(self, request, queryset):
-        cancelled = [services.cancel(job.pk) for job in queryset.filter(status__in=ACTIVE_STATUSES)]
-        self.message_user(request, f"Cancelled {len(cancelled)} job(s); finished jobs were left alone.", messages.SUCCESS)
+        cancelled = [pipeline.cancel(job.pk) for job in queryset.filter(status__in=ACTIVE_STATUSES)]
+        self.message_user(
+            request, f"Cancelled {len(cancelled)} job(s); finished jobs were left alone.", messages.SUCCESS
+        )
 
     @admin.action(description="Retry the selected failed or cancelled jobs (a new job each)")
     def retry(self, request, queryset):
-        jobs = [services.retry(job.pk, source=Source.ADMIN) for job in queryset.filter(status__in=(Status.FAILED, Status.CANCELLED))]
-        self.message_user(request, f"Started {len(jobs)} retry job(s); other jobs were left alone.", messages.SUCCESS)
+        jobs = [
+            pipeline.retry(job.pk, source=Source.ADMIN)
+            for job in queryset.filter(status__in=(Status.FAILED, Status.CANCELLED))
+        ]
+        self.message_user(
+            request, f"Started {len(jobs)} retry job(s); other jobs were left alone.", messages.SUCCESS
+        )
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -131,7 +225,10 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="progress")
     def progress(self, job: Job):
         return format_html(
-            '<progress max="100" value="{}"></progress> {} / {} chunks', job.progress_percent, job.chunks_done, job.chunks_total
+            '<progress max="100" value="{}"></progress> {} / {} chunks',
+            job.progress_percent,
+            job.chunks_done,
+            job.chunks_total,
         )
 
     @admin.display(description="errors")
@@ -143,7 +240,15 @@ class JobAdmin(admin.ModelAdmin):
             format_html_join(
                 "",
                 "<li>{}{}</li>",
-                ((f"line {e['line']}: " if e.get("line") else (f"record {e['record']}: " if e.get("record") is not None else ""), e.get("message", "")) for e in job.errors),
+                (
+                    (
+                        f"line {e['line']}: "
+                        if e.get("line")
+                        else (f"record {e['record']}: " if e.get("record") is not None else ""),
+                        e.get("message", ""),
+                    )
+                    for e in job.errors
+                ),
             ),
         )
 

@@ -1,151 +1,183 @@
-"""The JSON API: validate, call one service, shape the answer. Errors are always JSON."""
+"""The JSON API on Django Ninja: validate, call one pipeline function, shape through the schemas.
+
+Errors always answer JSON in one shape, `{"error": {"code", "message"}}` (schemas.ErrorOut),
+never an HTML page. The OpenAPI 3.1 document is generated at /api/schema, the interactive docs
+at /api/docs. Answers are written straight from the schema models (pydantic's own serializer):
+Ninja's response validation of a model just built by the same schema would cost time on every
+search and check nothing new.
+"""
+
 from __future__ import annotations
 
 import io
-import json
 import logging
-import time
+from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import transaction
-from django.http import HttpRequest, JsonResponse
-from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.urls import URLPattern, reverse
+from ninja import Header, NinjaAPI, Query
+from ninja.errors import ValidationError
+from pydantic import BaseModel, TypeAdapter
 
-from indexing import backpressure, services
+from indexing import pipeline
 from indexing.errors import QuernError
-from indexing.messages import MessageError, document_bytes
 from indexing.models import Document, Job, Source, Status
-from indexing.openapi import openapi_schema
-from indexing.query import parse_query
-from indexing.search import get_backend
+from indexing.pipeline import backpressure
+from indexing.pipeline.status import snapshot
+from indexing.schemas import (
+    DocumentOut,
+    ErrorOut,
+    JobList,
+    JobOut,
+    JsonSubmission,
+    MultipartSubmission,
+    SearchResults,
+    message_schemas,
+    parse_json_object,
+    validated,
+)
+from indexing.search import search as search_records
 
 logger = logging.getLogger(__name__)
 
 MAX_LIMIT = 100
-MESSAGE_SCHEMAS = Path(__file__).resolve().parent / "schemas"
+JOBS = TypeAdapter(list[JobOut])
+SUBMISSIONS = (JsonSubmission, MultipartSubmission)
 
 
-def error_response(code: str, message: str, status: int, **extra: Any) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+class QuernAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs: Any) -> dict[str, Any]:
+        """Ninja's document, plus what it cannot infer: the two submission bodies and itself."""
+        schema = super().get_openapi_schema(**kwargs)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (*SUBMISSIONS, ErrorOut):
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(model_schema.pop("$defs", {}))
+            components[model.__name__] = model_schema
+        schema["paths"]["/api/schema"] = {
+            "get": {
+                "operationId": "openapi_schema",
+                "summary": "This OpenAPI document",
+                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+            }
+        }
+        return schema
 
 
-def api_view(*methods: str) -> Callable:
-    """CSRF-exempt JSON endpoint: wrong method -> 405, QuernError -> its status, anything else -> JSON 500."""
-
-    def decorate(view: Callable) -> Callable:
-        @csrf_exempt
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-            if request.method not in methods:
-                response = error_response(
-                    "method_not_allowed", f"{request.method} is not allowed here; use {' or '.join(methods)}.", 405
-                )
-                response["Allow"] = ", ".join(methods)
-                return response
-            try:
-                return view(request, *args, **kwargs)
-            except QuernError as error:
-                response = JsonResponse({"error": error.as_dict()}, status=error.status)
-                if getattr(error, "retry_after", None):
-                    response["Retry-After"] = str(error.retry_after)
-                return response
-            except RequestDataTooBig:
-                return error_response("too_large", "The request body is larger than this server accepts.", 413)
-            except SuspiciousOperation as error:  # e.g. too many files or fields in one request
-                return error_response("bad_request", f"The request was refused: {error}.", 400)
-            except Exception:  # the API never answers with an HTML page; the traceback is logged
-                logger.exception("Unexpected error in %s", request.path)
-                return error_response("internal_error", "Quern hit an unexpected error; it has been logged.", 500)
-
-        return wrapper
-
-    return decorate
+api = QuernAPI(
+    title="Quern",
+    version="1",
+    description="Queue-driven document indexing: submit documents, follow their jobs, search the records.",
+    urls_namespace="api",
+    openapi_url="/schema",
+    docs_url="/docs",
+)
 
 
-# --- shapes -------------------------------------------------------------------------------
+# --- answers ---------------------------------------------------------------------------------
 
 
-def _time(value) -> str | None:
-    return value.isoformat() if value else None
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.pk,
-        "status": job.status,
-        "source": job.source,
-        "document": {
-            "id": job.document_id,
-            "name": job.document.name,
-            "format": job.format,
-            "size": job.size,
-            "sha256": job.sha256,
-        },
-        "chunk_size": job.chunk_size,
-        "progress": {
-            "records_total": job.records_total,
-            "records_indexed": job.records_indexed,
-            "chunks_total": job.chunks_total,
-            "chunks_done": job.chunks_done,
-        },
-        "errors": job.errors,
-        "error_count": job.error_count,
-        "created_at": _time(job.created_at),
-        "started_at": _time(job.split_started_at),
-        "split_finished_at": _time(job.split_finished_at),
-        "finished_at": _time(job.finished_at),
-        "url": job.get_absolute_url(),
-        "metadata": job.metadata,
-    }
-
-
-def document_json(document: Document) -> dict[str, Any]:
-    return {
-        "id": document.pk,
-        "name": document.name,
-        "format": document.format,
-        "size": document.size,
-        "sha256": document.sha256,
-        "title": document.title,
-        "live_job": document.live_job_id,
-        "created_at": _time(document.created_at),
-    }
-
-
-def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise QuernError("bad_parameter", f"{name} must be a whole number; got {raw!r}.") from None
-    if not low <= value <= high:
-        raise QuernError("bad_parameter", f"{name} must be between {low} and {high}; got {value}.")
-    return value
-
-
-def _accepted(jobs: list[Job]) -> JsonResponse:
-    body: Any = job_json(jobs[0]) if len(jobs) == 1 else [job_json(j) for j in jobs]
-    response = JsonResponse(body, status=202, safe=False)
-    response["Location"] = reverse("api-job", args=[jobs[0].pk])
+def _json(body: bytes, status: int = 200, **headers: str) -> HttpResponse:
+    response = HttpResponse(body, status=status, content_type="application/json")
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
     return response
 
 
-# --- endpoints ----------------------------------------------------------------------------
+def _model(model: BaseModel, status: int = 200, **headers: str) -> HttpResponse:
+    return _json(model.model_dump_json().encode(), status, **headers)
 
 
-@api_view("POST")
-def documents(request: HttpRequest) -> JsonResponse:
+def _error(error: QuernError) -> HttpResponse:
+    response = _model(ErrorOut.model_validate(ErrorOut.of(error)), error.status)
+    if getattr(error, "retry_after", None):
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _accepted(jobs: list[Job]) -> HttpResponse:
+    location = reverse("api:job", args=[jobs[0].pk])
+    if len(jobs) == 1:
+        return _model(JobOut.of(jobs[0]), 202, Location=location)
+    return _json(JOBS.dump_json([JobOut.of(job) for job in jobs]), 202, Location=location)
+
+
+@api.exception_handler(QuernError)
+def _quern_error(request: HttpRequest, error: QuernError) -> HttpResponse:
+    return _error(error)
+
+
+@api.exception_handler(ValidationError)
+def _bad_parameter(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    first = error.errors[0]
+    name = str(first["loc"][-1]) if first.get("loc") else "a parameter"
+    return _error(QuernError("bad_parameter", f"{name}: {first['msg']}."))
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, error: RequestDataTooBig) -> HttpResponse:
+    return _error(QuernError("too_large", "The request body is larger than this server accepts.", status=413))
+
+
+@api.exception_handler(SuspiciousOperation)
+def _refused(request: HttpRequest, error: SuspiciousOperation) -> HttpResponse:
+    # e.g. too many files or fields in one request
+    return _error(QuernError("bad_request", f"The request was refused: {error}."))
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, error: Exception) -> HttpResponse:
+    # The API never answers with an HTML page; the traceback goes to the log.
+    logger.error("Unexpected error in %s", request.path, exc_info=error)
+    return _error(
+        QuernError("internal_error", "Quern hit an unexpected error; it has been logged.", status=500)
+    )
+
+
+ERRORS = {400: ErrorOut, 404: ErrorOut, 405: ErrorOut}
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+
+
+@api.post(
+    "/documents",
+    url_name="documents",
+    summary="Submit documents: one job per file",
+    response={202: JobOut | list[JobOut], 413: ErrorOut, 415: ErrorOut, 503: ErrorOut, **ERRORS},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": _body(MultipartSubmission),
+                "application/json": _body(JsonSubmission),
+            },
+        }
+    },
+)
+def submit_documents(
+    request: HttpRequest,
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        description="A key used before (here or as an AMQP idempotency_key) returns that job; "
+        "one file per request.",
+    ),
+) -> HttpResponse:
     backpressure.check()  # 503 + Retry-After past the limit, before reading the body
     content_type = request.content_type or ""
     if content_type == "multipart/form-data":
-        return _submit_files(request)
+        return _submit_files(request, idempotency_key)
     if content_type == "application/json":
-        return _submit_json(request)
+        return _submit_json(request, idempotency_key)
     raise QuernError(
         "unsupported_media_type",
         "Send multipart/form-data with a 'file' field, or application/json with name and content.",
@@ -153,179 +185,191 @@ def documents(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _idempotency_key(request: HttpRequest) -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255:
-        raise QuernError("bad_idempotency_key", "The Idempotency-Key header must be 1 to 255 characters.")
-    return key
+def _with_key(data: dict[str, Any], key: str | None) -> dict[str, Any]:
+    return data if key is None else {**data, "idempotency_key": key}
 
 
-def _submit_options(data: Any) -> dict[str, Any]:
-    options = {
-        "format": data.get("format") or None,
-        "encoding": data.get("encoding") or None,
-        "chunk_size": data.get("chunk_size"),
-        "replace": data.get("replace"),
-    }
-    for name in ("chunk_size", "replace"):
-        value = options[name]
-        if value in (None, ""):
-            options[name] = None
-        elif isinstance(value, bool) or not (str(value).isascii() and str(value).isdecimal()) or int(value) >= 2**63:
-            raise QuernError("bad_parameter", f"{name} must be a positive whole number; got {value!r}.")
-        else:
-            options[name] = int(value)
-    for name in ("format", "encoding"):
-        if options[name] is not None and not isinstance(options[name], str):
-            raise QuernError("bad_parameter", f"{name} must be a string.")
-    return options
-
-
-def _submit_files(request: HttpRequest) -> JsonResponse:
+def _submit_files(request: HttpRequest, key: str | None) -> HttpResponse:
     files = request.FILES.getlist("file")
     if not files:
         raise QuernError("missing_file", "Attach the document in a multipart field named 'file'.")
-    options = _submit_options(request.POST)
-    if options["replace"] is not None and len(files) > 1:
+    fields = {
+        name: request.POST.get(name) for name in ("name", "format", "encoding", "chunk_size", "replace")
+    }
+    options = validated(MultipartSubmission, _with_key({**fields, "file": []}, key))
+    if len(files) > 1 and options.replace is not None:
         raise QuernError("bad_parameter", "replace takes one file at a time.")
+    if len(files) > 1 and options.idempotency_key is not None:
+        raise QuernError(
+            "bad_parameter", "An Idempotency-Key stands for one document: send one file per request."
+        )
     # A name given with a single file renames it; with several files each keeps its own.
-    given_name = request.POST.get("name") if len(files) == 1 else None
-    key = _idempotency_key(request)
-    if key is not None and len(files) > 1:
-        raise QuernError("bad_parameter", "An Idempotency-Key stands for one document: send one file per request.")
+    given_name = options.name if len(files) == 1 else None
     with transaction.atomic():  # all the files or none; the splits are sent after the one commit
         jobs = [
-            services.submit(f, name=given_name or f.name, source=Source.API, idempotency_key=key, **options)
-            for f in files
+            pipeline.submit(
+                file,
+                name=given_name or file.name,
+                options=options,
+                source=Source.API,
+                replace=options.replace,
+            )
+            for file in files
         ]
     return _accepted(jobs)
 
 
-def _submit_json(request: HttpRequest) -> JsonResponse:
-    try:
-        data = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise QuernError("invalid_json", f"The request body is not valid JSON: {error}.") from None
-    if not isinstance(data, dict):
-        raise QuernError("invalid_json", "The request body must be a JSON object with name and content.")
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise QuernError("missing_name", "Give the document a name: {\"name\": \"notes.md\", \"content\": \"...\"}.")
-    try:
-        raw = document_bytes(data)
-    except MessageError as error:
-        raise QuernError(error.code, error.message) from None
-    job = services.submit(
-        io.BytesIO(raw), name=name, source=Source.API, idempotency_key=_idempotency_key(request), **_submit_options(data)
+def _submit_json(request: HttpRequest, key: str | None) -> HttpResponse:
+    submission = validated(JsonSubmission, _with_key(parse_json_object(request.body), key))
+    job = pipeline.submit(
+        io.BytesIO(submission.raw),
+        name=submission.name,
+        options=submission,
+        source=Source.API,
+        replace=submission.replace,
     )
     return _accepted([job])
 
 
-@api_view("GET")
-def document_detail(request: HttpRequest, document_id: int) -> JsonResponse:
+@api.get("/documents/{document_id}", url_name="document", response={200: DocumentOut, **ERRORS})
+def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
     document = Document.objects.filter(pk=document_id).first()
     if document is None:
         raise QuernError("not_found", f"There is no document {document_id}.", status=404)
-    return JsonResponse(document_json(document))
+    return _model(DocumentOut.of(document))
 
 
-@api_view("GET")
-def jobs(request: HttpRequest) -> JsonResponse:
+@api.post(
+    "/documents/{document_id}/reindex",
+    url_name="document-reindex",
+    summary="Re-index a stored document: a new job; the live version stays until it succeeds",
+    response={202: JobOut, **ERRORS},
+)
+def document_reindex(request: HttpRequest, document_id: int) -> HttpResponse:
+    return _accepted([pipeline.reindex(document_id, source=Source.API)])
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+@api.get("/jobs", url_name="jobs", summary="Jobs, newest first", response={200: JobList, **ERRORS})
+def jobs(
+    request: HttpRequest,
+    status: Status | None = None,
+    limit: int = Query(20, ge=1, le=MAX_LIMIT),
+    offset: int = Query(0, ge=0, le=10**9),
+) -> HttpResponse:
     queryset = Job.objects.select_related("document").order_by("-id")
-    status = request.GET.get("status")
     if status:
-        if status not in Status.values:
-            raise QuernError("bad_parameter", f"status must be one of {', '.join(Status.values)}; got {status!r}.")
         queryset = queryset.filter(status=status)
-    limit = _int_param(request.GET.get("limit"), "limit", 20, 1, MAX_LIMIT)
-    offset = _int_param(request.GET.get("offset"), "offset", 0, 0, 10**9)
-    total = queryset.count()
-    return JsonResponse(
-        {"total": total, "limit": limit, "offset": offset, "results": [job_json(j) for j in queryset[offset : offset + limit]]}
-    )
+    page = [JobOut.of(job) for job in queryset[offset : offset + limit]]
+    return _model(JobList.model_construct(total=queryset.count(), limit=limit, offset=offset, results=page))
 
 
-@api_view("GET")
-def job_detail(request: HttpRequest, job_id: int) -> JsonResponse:
+@api.get("/jobs/{job_id}", url_name="job", response={200: JobOut, **ERRORS})
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = Job.objects.select_related("document").filter(pk=job_id).first()
     if job is None:
         raise QuernError("not_found", f"There is no job {job_id}.", status=404)
-    return JsonResponse(job_json(job))
+    return _model(JobOut.of(job))
 
 
-@api_view("POST")
-def job_cancel(request: HttpRequest, job_id: int) -> JsonResponse:
-    job = services.cancel(job_id)
-    return JsonResponse(job_json(Job.objects.select_related("document").get(pk=job.pk)))
+@api.post(
+    "/jobs/{job_id}/cancel",
+    url_name="job-cancel",
+    summary="Cancel an unfinished job: it ends cancelled, its records are removed, "
+    "the previous version stays",
+    response={200: JobOut, 409: ErrorOut, **ERRORS},
+)
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = pipeline.cancel(job_id)
+    return _model(JobOut.of(Job.objects.select_related("document").get(pk=job.pk)))
 
 
-@api_view("POST")
-def job_retry(request: HttpRequest, job_id: int) -> JsonResponse:
-    return _accepted([services.retry(job_id, source=Source.API)])
+@api.post(
+    "/jobs/{job_id}/retry",
+    url_name="job-retry",
+    summary="Retry a failed or cancelled job: a new job over the same input",
+    response={202: JobOut, 409: ErrorOut, **ERRORS},
+)
+def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    return _accepted([pipeline.retry(job_id, source=Source.API)])
 
 
-@api_view("POST")
-def document_reindex(request: HttpRequest, document_id: int) -> JsonResponse:
-    return _accepted([services.reindex(document_id, source=Source.API)])
+# --- search, status, schemas -----------------------------------------------------------------
 
 
-def run_search(q: str, *, limit: int, offset: int, document_id: int | None) -> dict[str, Any]:
-    started = time.perf_counter()
-    page = get_backend().search(parse_query(q), limit=limit, offset=offset, document_id=document_id)
-    took_ms = round((time.perf_counter() - started) * 1000, 2)
-    return {
-        "query": q,
-        "total": page.total,
-        "limit": limit,
-        "offset": offset,
-        "took_ms": took_ms,
-        "hits": [
-            {
-                "score": hit.score,
-                "snippet": hit.snippet,
-                "record": {"id": hit.record_id, "key": hit.key, "title": hit.title, "fields": hit.fields},
-                "document": {"id": hit.document_id, "name": hit.document_name},
-            }
-            for hit in page.hits
-        ],
-    }
+@api.get(
+    "/search",
+    url_name="search",
+    summary="Ranked hits with a highlighted snippet (HTML-escaped text, matches in <mark>)",
+    response={200: SearchResults, **ERRORS},
+)
+def search(
+    request: HttpRequest,
+    q: str = "",
+    limit: int = Query(10, ge=1, le=MAX_LIMIT),
+    offset: int = Query(0, ge=0, le=10_000),
+    document: int | None = Query(None, ge=1, le=2**62, description="Only this document's records."),
+) -> HttpResponse:
+    page = search_records(q, limit=limit, offset=offset, document_id=document)
+    return _model(SearchResults.of(q, page, limit=limit, offset=offset))
 
 
-@api_view("GET")
-def search(request: HttpRequest) -> JsonResponse:
-    q = request.GET.get("q", "")
-    limit = _int_param(request.GET.get("limit"), "limit", 10, 1, MAX_LIMIT)
-    offset = _int_param(request.GET.get("offset"), "offset", 0, 0, 10_000)
-    document = request.GET.get("document")
-    document_id = _int_param(document, "document", 0, 1, 2**62) if document else None
-    return JsonResponse(run_search(q, limit=limit, offset=offset, document_id=document_id))
-
-
-@api_view("GET")
-def status(request: HttpRequest) -> JsonResponse:
-    """Queues, workers, jobs and throughput now (staff only: it names workers and tasks)."""
+@api.get(
+    "/status",
+    url_name="status",
+    summary="Queues, workers, jobs and throughput now (staff only: it names workers and tasks)",
+    response={200: dict[str, Any], 403: ErrorOut, **ERRORS},
+)
+def status(request: HttpRequest) -> HttpResponse:
     if not (request.user.is_authenticated and request.user.is_staff):
         raise QuernError("forbidden", "The status is for staff: log in at /admin/ first.", status=403)
-    from indexing.status import snapshot
-
-    return JsonResponse(snapshot())
+    return _json(TypeAdapter(dict[str, Any]).dump_json(snapshot()))
 
 
-@api_view("GET")
-def schema(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(openapi_schema())
+@api.get(
+    "/schema/messages/{name}",
+    url_name="message-schema",
+    summary="The JSON Schema of an open-queue message: submit, reply or event",
+    response={200: dict[str, Any], **ERRORS},
+)
+def message_schema(request: HttpRequest, name: str) -> HttpResponse:
+    schemas = message_schemas()
+    if name not in schemas:
+        known = ", ".join(sorted(schemas))
+        raise QuernError("not_found", f"There is no message schema {name!r}; there are {known}.", status=404)
+    return _json(TypeAdapter(dict[str, Any]).dump_json(schemas[name]))
 
 
-@api_view("GET")
-def message_schema(request: HttpRequest, name: str) -> JsonResponse:
-    """The JSON Schemas of the open queue's messages (submit, event, reply), from indexing/schemas/."""
-    names = sorted(p.stem for p in MESSAGE_SCHEMAS.glob("*.json"))
-    if name not in names:
-        raise QuernError("not_found", f"There is no message schema {name!r}; there are {', '.join(names)}.", status=404)
-    return JsonResponse(json.loads((MESSAGE_SCHEMAS / f"{name}.json").read_text()))
+# --- URLs ------------------------------------------------------------------------------------
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return error_response("not_found", f"There is no API endpoint at {request.path}.", 404)
+def _json_method_errors(view: Callable) -> Callable:
+    """Ninja answers a wrong method with a plain-text 405: answer it in the API's error shape."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = response["Allow"]
+            methods = " or ".join(allowed.split(", "))
+            error = QuernError(
+                "method_not_allowed", f"{request.method} is not allowed here; use {methods}.", status=405
+            )
+            response = _error(error)
+            response["Allow"] = allowed
+        return response
+
+    return wrapper
+
+
+def urls() -> tuple[list[URLPattern], str, str]:
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        pattern.callback = _json_method_errors(pattern.callback)
+    return patterns, app_name, namespace
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error(QuernError("not_found", f"There is no API endpoint at {request.path}.", status=404))

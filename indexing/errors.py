@@ -1,4 +1,5 @@
 """Errors a person can act on: one family, each with a stable code."""
+
 from __future__ import annotations
 
 
@@ -7,12 +8,22 @@ class QuernError(Exception):
 
     status = 400
 
-    def __init__(self, code: str, message: str, *, status: int | None = None, line: int | None = None, record: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        line: int | None = None,
+        record: int | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.line = line
         self.record = record
+        self.field = field  # the input field at fault, for a form to show the message beside it
         if status is not None:
             self.status = status
 

@@ -1,4 +1,5 @@
 """Quern's tables: documents, jobs and their chunks, records (the index's content)."""
+
 from __future__ import annotations
 
 from django.contrib.postgres.search import SearchVectorField
@@ -33,10 +34,14 @@ class Document(models.Model):
 
     name = models.CharField(max_length=255, db_index=True)
     format = models.CharField(max_length=16)
-    encoding = models.CharField(max_length=32, blank=True, help_text="Declared by the submitter; empty = UTF-8/UTF-16 by BOM.")
+    encoding = models.CharField(
+        max_length=32, blank=True, help_text="Declared by the submitter; empty = UTF-8/UTF-16 by BOM."
+    )
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, db_index=True)
-    file = models.FileField(upload_to="documents/", max_length=255)  # named by sha256 in services.store_stream
+    file = models.FileField(
+        upload_to="documents/", max_length=255
+    )  # named by sha256 in services.store_stream
     title = models.CharField(max_length=500, blank=True, help_text="The HTML <title>, when there is one.")
     # The job whose records search shows. Swapped by finalize in the transaction that makes
     # a new version live: search joins on it, so a version is live all at once or not at all.
@@ -62,7 +67,9 @@ class Job(models.Model):
     encoding = models.CharField(max_length=32, blank=True)
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
-    file = models.FileField(upload_to="documents/", max_length=255)  # named by sha256 in services.store_stream
+    file = models.FileField(
+        upload_to="documents/", max_length=255
+    )  # named by sha256 in services.store_stream
     chunk_size = models.PositiveIntegerField()
     # What split found, for index_chunk: the UTF-8 copy to read (when transcoded), CSV header.
     utf8_path = models.CharField(max_length=255, blank=True)
@@ -75,8 +82,12 @@ class Job(models.Model):
     error_count = models.PositiveIntegerField(default=0)
     # The backfill that started this job (its messages go to the backfill queue), and the
     # failed or cancelled job this one retries.
-    backfill = models.ForeignKey("Backfill", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
-    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    backfill = models.ForeignKey(
+        "Backfill", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     split_started_at = models.DateTimeField(null=True, blank=True)
     split_finished_at = models.DateTimeField(null=True, blank=True)
@@ -178,7 +189,9 @@ class Backfill(models.Model):
     """A re-index of many stored documents, fed in as capacity frees; resumable from `cursor`."""
 
     filters = models.JSONField(default=dict, help_text="Which documents: all, ids, since, format, failed.")
-    status = models.CharField(max_length=16, choices=BackfillStatus.choices, default=BackfillStatus.RUNNING, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=BackfillStatus.choices, default=BackfillStatus.RUNNING, db_index=True
+    )
     chunk_size = models.PositiveIntegerField(null=True, blank=True)
     # Documents are taken in id order; `cursor` is the last id given a job, so a restart resumes after it.
     cursor = models.BigIntegerField(default=0)

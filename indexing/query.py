@@ -4,6 +4,7 @@ Syntax, as on Google: bare words are AND-ed, "quoted phrases", `OR` (uppercase, 
 between terms, `-word` / `-"phrase"` excluded. OR binds tighter than the implicit AND:
 `a b OR c` means a AND (b OR c). Any text parses; what is not syntax is a separator.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
-"""Celery tasks: short shells around services; messages carry ids and chunk numbers only."""
+"""Celery tasks: short shells around the pipeline; messages carry ids and chunk numbers only."""
+
 from __future__ import annotations
 
 import logging
@@ -6,7 +7,8 @@ import logging
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from indexing import services
+from indexing import pipeline
+from indexing.pipeline import backfills
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ class JobTask(Task):
         step = self.name.removeprefix("quern.").replace("_", " ")
         where = f" (chunk {args[1]})" if len(args) > 1 else ""
         logger.error("Task %s for job %s failed", self.name, job_id, exc_info=exc)
-        services.fail(
+        pipeline.fail(
             job_id,
             {
                 "code": "internal_error",
@@ -41,34 +43,32 @@ class JobTask(Task):
 
 @shared_task(name="quern.split", base=JobTask)
 def split(job_id: int) -> None:
-    for chunk in services.split(job_id):  # a one-chunk document is indexed here, at once
-        if services.index_chunk(job_id, chunk):
-            services.finalize(job_id)
+    for chunk in pipeline.split(job_id):  # a one-chunk document is indexed here, at once
+        if pipeline.index_chunk(job_id, chunk):
+            pipeline.finalize(job_id)
 
 
 @shared_task(name="quern.index_chunk", base=JobTask)
 def index_chunk(job_id: int, chunk: int) -> None:
-    if services.index_chunk(job_id, chunk):  # the last chunk: finish here, no hop through the broker
-        services.finalize(job_id)
+    if pipeline.index_chunk(job_id, chunk):  # the last chunk: finish here, no hop through the broker
+        pipeline.finalize(job_id)
 
 
 @shared_task(name="quern.finalize", base=JobTask)
 def finalize(job_id: int) -> None:
-    services.finalize(job_id)
+    pipeline.finalize(job_id)
 
 
 @shared_task(name="quern.purge_job")
 def purge_job(job_id: int) -> int:
-    return services.purge_job(job_id)
+    return pipeline.purge_job(job_id)
 
 
 @shared_task(name="quern.reconcile")
 def reconcile() -> dict[str, int]:
-    return services.reconcile()
+    return pipeline.reconcile()
 
 
 @shared_task(name="quern.feed_backfills")
 def feed_backfills() -> int:
-    from indexing import backfill
-
-    return backfill.feed()
+    return backfills.feed()

@@ -1,4 +1,5 @@
 """The web pages."""
+
 from django.urls import path
 
 from indexing import views

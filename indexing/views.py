@@ -1,21 +1,25 @@
 """The web pages: upload, jobs with live progress, search."""
+
 from __future__ import annotations
 
 import io
 
 from django.conf import settings
-from django.core.paginator import Paginator
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from indexing import backpressure, services
-from indexing.api import job_json, run_search
+from indexing import pipeline
 from indexing.errors import QuernError
 from indexing.forms import UploadForm
 from indexing.models import Job, Source
+from indexing.pipeline import backpressure
+from indexing.pipeline.status import snapshot
+from indexing.schemas import JobOut, SearchResults
+from indexing.search import search as search_records
 
 
 class HttpResponseSeeOther(HttpResponseRedirect):
@@ -39,14 +43,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         stream = data["file"] or io.BytesIO(data["text"].encode("utf-8"))
         name = (data["name"] or "").strip() or data["file"].name
         try:
-            job = services.submit(
-                stream,
-                name=name,
-                source=Source.WEB,
-                format=data["format"] or None,
-                encoding=data["encoding"] or None,
-                chunk_size=data["chunk_size"],
-            )
+            job = pipeline.submit(stream, name=name, options=data["options"], source=Source.WEB)
         except QuernError as error:
             form.add_error(None, error.message)
         else:
@@ -55,13 +52,17 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 
 def job_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(Job.objects.select_related("document"), settings.QUERN_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(Job.objects.select_related("document"), settings.QUERN_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(request, "indexing/job_list.html", {"page": page})
 
 
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("document"), pk=job_id)
-    return render(request, "indexing/job_detail.html", {"job": job, "job_json": job_json(job)})
+    return render(
+        request, "indexing/job_detail.html", {"job": job, "job_json": JobOut.of(job).model_dump(mode="json")}
+    )
 
 
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
@@ -69,7 +70,7 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
-        services.cancel(job_id)
+        pipeline.cancel(job_id)
     except QuernError as error:
         if error.status == 404:
             raise Http404(error.message) from None
@@ -82,7 +83,7 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
-        job = services.retry(job_id, source=Source.WEB)
+        job = pipeline.retry(job_id, source=Source.WEB)
     except QuernError as error:
         if error.status == 404:
             raise Http404(error.message) from None
@@ -98,7 +99,11 @@ def search(request: HttpRequest) -> HttpResponse:
         page_number = max(1, min(int(request.GET.get("page", "1")), 1000))
     except ValueError:
         page_number = 1
-    results = run_search(q, limit=per_page, offset=(page_number - 1) * per_page, document_id=None) if q else None
+    offset = (page_number - 1) * per_page
+    results = None
+    if q:
+        page = search_records(q, limit=per_page, offset=offset)
+        results = SearchResults.of(q, page, limit=per_page, offset=offset).model_dump(mode="json")
     context = {"q": q, "results": results, "page_number": page_number}
     if results:
         last_page = (results["total"] + per_page - 1) // per_page
@@ -114,6 +119,4 @@ def search(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def status(request: HttpRequest) -> HttpResponse:
     """The live view: the page fetches GET /api/status every few seconds and redraws itself."""
-    from indexing.status import snapshot
-
     return render(request, "indexing/status.html", {"snapshot": snapshot()})

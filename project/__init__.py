@@ -1,4 +1,5 @@
 """Quern's Django project: settings, the Celery app, URLs."""
+
 from .celery import app as celery_app
 
 __all__ = ("celery_app",)

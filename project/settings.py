@@ -2,6 +2,7 @@
 
 Every setting is listed in README.md ("Settings").
 """
+
 from __future__ import annotations
 
 import os
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import dj_database_url
 from kombu import Queue
+
+from indexing import broker
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -30,7 +33,9 @@ QUERN_DATA_DIR = Path(os.environ.get("QUERN_DATA_DIR", BASE_DIR / "var")).resolv
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "quern-insecure-development-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", True)
-ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+ALLOWED_HOSTS = [
+    h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h
+]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -42,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "django_celery_results",
+    "ninja",  # its templates and static files: /api/docs served locally, not from a CDN
     "indexing",
 ]
 
@@ -53,7 +59,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -86,7 +91,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("QUERN_TEST_DB", str(QUERN_DATA_DIR / "test.sqlite3"))}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("QUERN_TEST_DB", str(QUERN_DATA_DIR / "test.sqlite3"))
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -110,7 +117,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("QUERN_MAX_JSON_BYTES", 50 * 1024 * 1024)
 # sweep (make bench-pg; docs/chunk-size.png): larger chunks gained under 10 %, within run-to-run
 # noise, and cost memory, parallelism and the granularity of progress and cancel.
 QUERN_CHUNK_SIZE = env_int("QUERN_CHUNK_SIZE", 5000)
-QUERN_MAX_CHUNK_SIZE = 100_000
 # A chunk also ends at this many bytes, so a worker's memory is bounded whatever the record size.
 QUERN_MAX_CHUNK_BYTES = env_int("QUERN_MAX_CHUNK_BYTES", 4 * 1024 * 1024)
 QUERN_MAX_UPLOAD_BYTES = env_int("QUERN_MAX_UPLOAD_BYTES", 2 * 1024**3)
@@ -137,11 +143,11 @@ QUERN_BROKER_MAX_LENGTH = env_int("QUERN_BROKER_MAX_LENGTH", 100_000)
 # --- Celery -------------------------------------------------------------------------------
 BROKER_DIR = QUERN_DATA_DIR / "broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
+if broker.kind(CELERY_BROKER_URL) == "filesystem":
     for _folder in ("queue", "processed", "control", "staging"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
-    # kombu's filesystem transport with atomic publishing (indexing/broker.py says why).
-    CELERY_BROKER_TRANSPORT = "indexing.broker:Transport"
+    # kombu's filesystem transport with atomic publishing (indexing/broker/transport.py says why).
+    CELERY_BROKER_TRANSPORT = "indexing.broker.transport:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # A message is written here, then renamed into the queue folder: never read half-written.
         "staging_folder": str(BROKER_DIR / "staging"),
@@ -156,9 +162,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # Every hop costs about one polling interval (1 s by default: a 1-chunk job took 4 s).
         "polling_interval": float(os.environ.get("QUERN_FILESYSTEM_POLL", "0.02")),
     }
-elif CELERY_BROKER_URL.startswith(("amqp://", "pyamqp://")):
+elif broker.kind(CELERY_BROKER_URL) == "rabbitmq":
     # Publisher confirms: a publish RabbitMQ refuses (a queue full under the max-length policy,
-    # overflow reject-publish) raises instead of vanishing; services._send_now logs it and the
+    # overflow reject-publish) raises instead of vanishing; pipeline.dispatch logs it and the
     # database keeps the work for reconcile.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_RESULT_BACKEND = "django-db"
@@ -176,7 +182,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Queues are declared without arguments everywhere: RabbitMQ refuses a redeclaration with other
 # arguments (PRECONDITION_FAILED), so the x-max-length safety net is a policy (README, "Backpressure").
-CELERY_TASK_QUEUES = (Queue("ingest", durable=True), Queue("index", durable=True), Queue(QUERN_BACKFILL_QUEUE, durable=True))
+CELERY_TASK_QUEUES = (
+    Queue("ingest", durable=True),
+    Queue("index", durable=True),
+    Queue(QUERN_BACKFILL_QUEUE, durable=True),
+)
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
 CELERY_TASK_ROUTES = {
     "quern.split": {"queue": "ingest"},

@@ -1,4 +1,5 @@
 """Top-level URLs: the app's pages and API, and Django admin."""
+
 from django.contrib import admin
 from django.urls import include, path
 

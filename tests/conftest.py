@@ -1,4 +1,5 @@
 """Shared fixtures: a real `celery worker` process on the test database, and waiting helpers."""
+
 from __future__ import annotations
 
 import os
@@ -6,8 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from django.conf import settings
@@ -21,7 +22,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 WORKER_NAME = f"test-{os.getpid()}@localhost"
 
 
-def wait_for(condition: Callable[[], object], *, timeout: float = 60, interval: float = 0.05, message: str = "condition"):
+def wait_for(
+    condition: Callable[[], object],
+    *,
+    timeout: float = 60,
+    interval: float = 0.05,
+    message: str = "condition",
+):
     """Poll until `condition()` is truthy; fail the test at the deadline (never a fixed sleep)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -95,12 +102,34 @@ def worker(django_db_setup, django_db_blocker):
     env = {**os.environ, "DATABASE_URL": _database_url(db), "QUERN_DATA_DIR": str(settings.QUERN_DATA_DIR)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "ingest,index,backfill", "-c", "2",
-             "-n", WORKER_NAME, "-l", "info"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "project",
+                "worker",
+                "-Q",
+                "ingest,index,backfill",
+                "-c",
+                "2",
+                "-n",
+                WORKER_NAME,
+                "-l",
+                "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
-        wait_for(lambda: b" ready." in log_path.read_bytes() or process.poll() is not None, timeout=60, message="worker to start")
+        wait_for(
+            lambda: b" ready." in log_path.read_bytes() or process.poll() is not None,
+            timeout=60,
+            message="worker to start",
+        )
         if process.poll() is not None:
             raise RuntimeError(f"the worker exited at start:\n{log_path.read_text()}")
         yield process
@@ -129,8 +158,8 @@ def pipeline(worker, clean_index):
 @pytest.fixture
 def captured_messages(monkeypatch):
     """Keep task messages off the broker: services run in-process, step by step."""
-    from indexing import services
+    from indexing.pipeline import dispatch
 
     sent: list[tuple[str, list]] = []
-    monkeypatch.setattr(services, "_send_now", lambda messages: sent.extend(messages))
+    monkeypatch.setattr(dispatch, "send_now", lambda messages: sent.extend(messages))
     return sent

@@ -1,4 +1,5 @@
 """The benchmark's arithmetic: targets judged from a results file, and two runs compared."""
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,23 @@ def _results(mode: str, quern_s: float, floor_s: float, tts_p50: float) -> dict:
         "started": "2026-11-23T00:00:00+00:00",
         "ingest": {
             "sentences.csv": {
-                "records": 1_000_000, "floor_records": 1_000_000,
+                "records": 1_000_000,
+                "floor_records": 1_000_000,
                 "quern": {"median": quern_s, "min": quern_s, "max": quern_s, "runs": [quern_s]},
                 "floor": {"median": floor_s, "min": floor_s, "max": floor_s, "runs": [floor_s]},
             }
         },
-        "naive": {"records": 20_000, "seconds": {"median": 200.0, "min": 200.0, "max": 200.0, "runs": [200.0]}},
-        "time_to_searchable": {"p50_s": tts_p50, "p95_s": tts_p50, "min_s": tts_p50, "max_s": tts_p50, "tries": 1},
+        "naive": {
+            "records": 20_000,
+            "seconds": {"median": 200.0, "min": 200.0, "max": 200.0, "runs": [200.0]},
+        },
+        "time_to_searchable": {
+            "p50_s": tts_p50,
+            "p95_s": tts_p50,
+            "min_s": tts_p50,
+            "max_s": tts_p50,
+            "tries": 1,
+        },
         "search": {
             f"{n}_clients": {
                 "api": {"p50_ms": 4.0, "p95_ms": 50.0, "requests": 1, "requests_per_s": 1},
@@ -32,7 +43,9 @@ def _results(mode: str, quern_s: float, floor_s: float, tts_p50: float) -> dict:
 
 
 def test_targets_are_judged_against_the_floor_the_naive_way_and_latency():
-    judged = {target: met for target, _, met in verdicts(_results("pg", quern_s=20.0, floor_s=10.0, tts_p50=0.2))}
+    judged = {
+        target: met for target, _, met in verdicts(_results("pg", quern_s=20.0, floor_s=10.0, tts_p50=0.2))
+    }
     assert judged["sentences.csv >= 0.6 of the floor"] is False  # 0.5 of the floor
     assert judged[">= 30x the naive way"] is True  # 50,000/s against 100/s
     assert judged["search p50 overhead <= 3 ms (1 clients)"] is True
@@ -47,7 +60,12 @@ def test_compare_prints_the_ratio_of_two_runs(tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(_results("pg", 40.0, 10.0, 0.1)))
     b.write_text(json.dumps(_results("pg", 20.0, 10.0, 0.1)))
-    out = subprocess.run([sys.executable, "-m", "bench", "compare", str(a), str(b)], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "compare", str(a), str(b)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     line = next(line for line in out.splitlines() if "ingest sentences.csv (quern)" in line)
     assert line.split()[-1] == "0.50"

@@ -1,4 +1,5 @@
 """The embedded default's broker: a consumer never sees a message file half-written."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ import os
 
 from kombu import Connection, Queue
 
-from indexing.broker import Transport
+from indexing.broker.transport import Transport
 
 
 def _watch(folder, stop, partial_reads):
@@ -30,21 +31,27 @@ def test_published_message_files_appear_whole_while_a_consumer_polls(tmp_path):
     for folder in folders.values():
         folder.mkdir()
     options = {
-        "data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"]),
-        "processed_folder": str(folders["processed"]), "store_processed": False,
+        "data_folder_in": str(folders["queue"]),
+        "data_folder_out": str(folders["queue"]),
+        "processed_folder": str(folders["processed"]),
+        "store_processed": False,
         "staging_folder": str(folders["staging"]),
     }
     partial_reads = multiprocessing.Value("i", 0)
     stop = multiprocessing.Event()
     # Another process, as the worker is: within one process the GIL hides the race.
-    watcher = multiprocessing.get_context("fork").Process(target=_watch, args=(folders["queue"], stop, partial_reads))
+    watcher = multiprocessing.get_context("fork").Process(
+        target=_watch, args=(folders["queue"], stop, partial_reads)
+    )
     watcher.start()
     body = "x" * 200_000  # a large message takes long enough to write for a poll to land mid-write
     with Connection(transport=Transport, transport_options=options) as conn:
         queue = Queue("work", durable=True)
         with conn.Producer() as producer:
             for n in range(200):
-                producer.publish({"n": n, "body": body}, routing_key="work", declare=[queue], serializer="json")
+                producer.publish(
+                    {"n": n, "body": body}, routing_key="work", declare=[queue], serializer="json"
+                )
         stop.set()
         watcher.join()
         assert partial_reads.value == 0

@@ -1,4 +1,5 @@
 """In a real browser: headless Chromium against the live server, with the real worker behind it."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ from pathlib import Path
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 import pytest
-
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from tests.conftest import wait_for_job  # noqa: E402
@@ -18,15 +18,23 @@ from tests.test_pipeline import make_csv  # noqa: E402
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = os.environ.get("QUERN_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         # Never a silent skip: `make test` installs Debian's chromium.
-        pytest.fail(f"no Chromium at {CHROMIUM}: run `make test` (it installs it) or apt-get install chromium")
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: run `make test` (it installs it) or apt-get install chromium"
+        )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -53,7 +61,9 @@ def shots(tmp_path) -> Path:
     return folder
 
 
-def test_upload_follows_the_job_live_to_success_and_search_highlights_the_word(live_server, pipeline, page, shots, tmp_path):
+def test_upload_follows_the_job_live_to_success_and_search_highlights_the_word(
+    live_server, pipeline, page, shots, tmp_path
+):
     csv = tmp_path / "fruit.csv"
     csv.write_bytes(make_csv(400, marker_row=123, marker="quokkaberry"))
 
@@ -101,7 +111,8 @@ def test_pasting_text_without_a_name_shows_the_error_in_words(live_server, page,
 
 
 def test_pages_fit_a_phone_screen(live_server, pipeline, client, browser, shots):
-    # A finished job with a long name and a long hit, so the list, job and search pages have content to squeeze.
+    # A finished job with a long name and a long hit, so the list, job and search pages have content
+    # to squeeze.
     long_name = "a-rather-long-document-name-that-could-push-the-table-sideways-on-a-phone.md"
     text = "# Wombats\n\nWombats dig burrows " + "and keep digging " * 30 + "all night.\n"
     response = client.post("/", {"text": text, "name": long_name})
@@ -112,8 +123,13 @@ def test_pages_fit_a_phone_screen(live_server, pipeline, client, browser, shots)
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     try:
         page = context.new_page()
-        pages = [("upload", "/"), ("jobs", "/jobs/"), ("job", f"/jobs/{job_id}/"), ("search", "/search/?q=x"),
-                 ("search-hit", "/search/?q=wombats")]
+        pages = [
+            ("upload", "/"),
+            ("jobs", "/jobs/"),
+            ("job", f"/jobs/{job_id}/"),
+            ("search", "/search/?q=x"),
+            ("search-hit", "/search/?q=wombats"),
+        ]
         for name, path in pages:
             page.goto(live_server.url + path)
             width = page.evaluate("document.documentElement.scrollWidth")
@@ -145,9 +161,15 @@ def test_cancel_button_stops_a_running_job_and_offers_retry(live_server, pipelin
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
 
 
-def test_status_page_draws_queues_workers_and_the_chart_for_staff(live_server, pipeline, client, page, shots, django_user_model):
+def test_status_page_draws_queues_workers_and_the_chart_for_staff(
+    live_server, pipeline, client, page, shots, django_user_model
+):
     django_user_model.objects.create_superuser("boss", "boss@example.com", "a-long-password-1")
-    response = client.post("/api/documents", data={"name": "s.txt", "content": "alpha\n\nbeta\n"}, content_type="application/json")
+    response = client.post(
+        "/api/documents",
+        data={"name": "s.txt", "content": "alpha\n\nbeta\n"},
+        content_type="application/json",
+    )
     assert wait_for_job(response.json()["id"]).status == "succeeded"
 
     page.goto(live_server.url + "/status/")

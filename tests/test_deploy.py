@@ -1,4 +1,5 @@
 """docker-compose.yml, read rather than run (no Docker engine here): it must match the code."""
+
 from __future__ import annotations
 
 import re

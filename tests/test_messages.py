@@ -1,16 +1,17 @@
-"""The submit message format: the pure parser, and the published JSON Schema saying the same."""
+"""The submit message format: the schema layer's validator, and the JSON Schema generated from it."""
+
 from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from indexing.messages import FORMATS, MessageError, parse_submit_message
+from indexing.errors import QuernError
+from indexing.formats import FORMATS
+from indexing.schemas import message_schemas, parse_submit_message
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "indexing" / "schemas"
 LIMIT = 1000
 
 
@@ -19,21 +20,36 @@ def _parse(message: dict) -> object:
 
 
 def _code(body: bytes) -> str:
-    with pytest.raises(MessageError) as error:
+    with pytest.raises(QuernError) as error:
         parse_submit_message(body, max_bytes=LIMIT)
     return error.value.code
 
 
 def test_text_content_is_stored_as_utf8_with_its_options():
-    parsed = _parse({"name": "a.csv", "content": "id,t\n1,ü\n", "format": "csv", "chunk_size": 5,
-                     "idempotency_key": "k-1", "metadata": {"from": "erp"}})
-    assert (parsed.name, parsed.content, parsed.format, parsed.chunk_size) == ("a.csv", "id,t\n1,ü\n".encode(), "csv", 5)
+    parsed = _parse(
+        {
+            "name": "a.csv",
+            "content": "id,t\n1,ü\n",
+            "format": "csv",
+            "chunk_size": 5,
+            "idempotency_key": "k-1",
+            "metadata": {"from": "erp"},
+        }
+    )
+    assert (parsed.name, parsed.raw, parsed.format, parsed.chunk_size) == (
+        "a.csv",
+        "id,t\n1,ü\n".encode(),
+        "csv",
+        5,
+    )
     assert (parsed.idempotency_key, parsed.metadata) == ("k-1", {"from": "erp"})
 
 
 def test_base64_content_is_decoded_to_bytes_and_null_content_counts_as_absent():
-    parsed = _parse({"name": "b.txt", "content": None, "content_base64": base64.b64encode(b"\xffraw").decode()})
-    assert parsed.content == b"\xffraw"
+    parsed = _parse(
+        {"name": "b.txt", "content": None, "content_base64": base64.b64encode(b"\xffraw").decode()}
+    )
+    assert parsed.raw == b"\xffraw"
 
 
 @pytest.mark.parametrize(
@@ -50,7 +66,11 @@ def test_base64_content_is_decoded_to_bytes_and_null_content_counts_as_absent():
         (b'{"name": "a.txt", "content_base64": "not base64!"}', "bad_content"),
         (b'{"name": "a.txt", "content": "x", "format": "pdf"}', "unknown_format"),
         (b'{"name": "a.txt", "content": "x", "chunk_size": 0}', "bad_chunk_size"),
-        (b'{"name": "a.txt", "content": "x", "chunk_size": true}', "bad_chunk_size"),
+        (b'{"name": "a.txt", "content": "x", "chunk_size": true}', "bad_parameter"),
+        (b'{"name": "a.txt", "content": "x", "chunk_size": 100001}', "bad_chunk_size"),
+        (b'{"name": "a.txt", "content": "x", "encoding": 5}', "bad_encoding"),
+        (b'{"name": "' + b"n" * 256 + b'", "content": "x"}', "bad_name"),
+        (b'{"name": "a\\u0000.txt", "content": "x"}', "bad_name"),
         (b'{"name": "a.txt", "content": "x", "idempotency_key": ""}', "bad_idempotency_key"),
         (b'{"name": "a.txt", "content": "x", "metadata": [1]}', "bad_metadata"),
         (b'{"name": "a.txt", "contents": "x"}', "unknown_field"),
@@ -70,7 +90,14 @@ def test_a_message_one_byte_over_the_limit_is_refused_before_it_is_parsed():
 
 SCHEMA_CASES = [
     {"name": "a.csv", "content": "x"},
-    {"name": "a.csv", "content_base64": "eA==", "content": None, "format": "csv", "chunk_size": 3, "metadata": {}},
+    {
+        "name": "a.csv",
+        "content_base64": "eA==",
+        "content": None,
+        "format": "csv",
+        "chunk_size": 3,
+        "metadata": {},
+    },
     {"name": "a.csv", "content": "x", "idempotency_key": "k", "encoding": "cp1252", "format": None},
     {"content": "x"},
     {"name": "", "content": "x"},
@@ -84,22 +111,28 @@ SCHEMA_CASES = [
     {"name": "a.csv", "content": "x", "idempotency_key": ""},
     {"name": "a.csv", "content": "x", "metadata": "no"},
     {"name": "a.csv", "content": "x", "extra": 1},
+    {"name": None, "content": "x"},
+    {"name": "a\u0000b.csv", "content": "x"},
+    {"name": "n" * 256, "content": "x"},
+    {"name": "a.csv", "content": "x", "encoding": "e" * 65},
+    {"name": "a.csv", "content": "x", "format": "md"},
+    {"name": "a.csv", "content": "x", "metadata": None, "chunk_size": None, "idempotency_key": None},
 ]
 
 
 @pytest.mark.parametrize("message", SCHEMA_CASES, ids=lambda m: json.dumps(m)[:60])
 def test_the_published_schema_accepts_exactly_what_the_parser_accepts(message):
-    schema = json.loads((SCHEMAS / "submit.json").read_text())
+    schema = message_schemas()["submit"]
     jsonschema.Draft202012Validator.check_schema(schema)
     schema_ok = jsonschema.Draft202012Validator(schema).is_valid(message)
     try:
         _parse(message)
         parser_ok = True
-    except MessageError:
+    except QuernError:
         parser_ok = False
     assert schema_ok == parser_ok
 
 
 def test_the_schema_lists_the_formats_quern_reads():
-    schema = json.loads((SCHEMAS / "submit.json").read_text())
-    assert [f for f in schema["properties"]["format"]["enum"] if f] == list(FORMATS)
+    schema = message_schemas()["submit"]
+    assert schema["$defs"]["Format"]["enum"] == list(FORMATS)

@@ -4,6 +4,7 @@ Tests marked by the `rabbitmq` fixture talk to the real RabbitMQ named by CELERY
 open queue needs it) with a real `manage.py consume` process and the real worker; in the embedded
 pass (filesystem broker) they skip, and with QUERN_REQUIRE_SERVICES set they fail instead.
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -27,10 +27,17 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from indexing import events, open_queue, services
-from indexing.messages import FORMATS
+from indexing import broker as quern_broker
+from indexing import consumers as open_queue
+from indexing import pipeline
+from indexing.broker import consumer as broker_consumer
+from indexing.broker import events
+from indexing.broker.consumer import broker_connection
+from indexing.broker.queues import REJECTED_QUEUE, SUBMIT_QUEUE
+from indexing.formats import FORMATS
 from indexing.models import Document, Job, Status
-from indexing.openapi import FORMATS as API_FORMATS
+from indexing.pipeline import notify
+from indexing.schemas import Format
 from tests.conftest import ROOT, _database_url, stop_process_group, wait_for, wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,14 +52,19 @@ EXAMPLES = ROOT / "examples"
 @pytest.fixture
 def rabbitmq():
     """The RabbitMQ of CELERY_BROKER_URL, its open-queue queues emptied; skips on the filesystem broker."""
-    if not events.enabled():
+    if not quern_broker.is_rabbitmq():
         if os.environ.get("QUERN_REQUIRE_SERVICES"):
-            pytest.fail("QUERN_REQUIRE_SERVICES is set but CELERY_BROKER_URL is not amqp://: the open queue is untested")
-        pytest.skip("the open queue needs RabbitMQ: run with CELERY_BROKER_URL=amqp://… (the filesystem broker cannot "
-                    "take messages from other programs nor redeliver after a crash)")
-    with open_queue.broker_connection() as conn:
+            pytest.fail(
+                "QUERN_REQUIRE_SERVICES is set but CELERY_BROKER_URL is not amqp://: "
+                "the open queue is untested"
+            )
+        pytest.skip(
+            "the open queue needs RabbitMQ: run with CELERY_BROKER_URL=amqp://… "
+            "(the filesystem broker cannot take messages from other programs nor redeliver after a crash)"
+        )
+    with broker_connection() as conn:
         channel = conn.channel()
-        for queue in (open_queue.SUBMIT_QUEUE, open_queue.REJECTED_QUEUE):
+        for queue in (SUBMIT_QUEUE, REJECTED_QUEUE):
             bound = queue.bind(channel)
             bound.declare()
             bound.purge()
@@ -67,7 +79,10 @@ def _standard_amqp_uri(url: str) -> str:
     from kombu import Connection
 
     c = Connection(url)
-    return f"amqp://{quote(c.userid, safe='')}:{quote(c.password, safe='')}@{c.hostname}:{c.port or 5672}/{quote(c.virtual_host, safe='')}"
+    return (
+        f"amqp://{quote(c.userid, safe='')}:{quote(c.password, safe='')}"
+        f"@{c.hostname}:{c.port or 5672}/{quote(c.virtual_host, safe='')}"
+    )
 
 
 def _start_consumer(log_path: Path, **extra_env: str) -> subprocess.Popen:
@@ -78,14 +93,20 @@ def _start_consumer(log_path: Path, **extra_env: str) -> subprocess.Popen:
         "QUERN_MAX_MESSAGE_BYTES": str(CONSUMER_MAX_MESSAGE_BYTES),
         **extra_env,
     }
-    log = open(log_path, "ab")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "consume"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "consume"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_for(
+        lambda: b"Consuming quern.submit" in log_path.read_bytes() or process.poll() is not None,
+        timeout=60,
+        message="the consumer to start",
     )
-    log.close()
-    wait_for(lambda: b"Consuming quern.submit" in log_path.read_bytes() or process.poll() is not None,
-             timeout=60, message="the consumer to start")
     assert process.poll() is None, log_path.read_text()
     return process
 
@@ -108,7 +129,7 @@ class Broker:
     """A plain AMQP client for the tests: publish raw submit messages, read queues."""
 
     def __init__(self) -> None:
-        self.connection = open_queue.broker_connection()
+        self.connection = broker_connection()
         self.channel = self.connection.channel()
 
     def close(self) -> None:
@@ -129,8 +150,13 @@ class Broker:
 
         raw = json.dumps(body).encode() if isinstance(body, dict) else body
         Producer(self.channel).publish(
-            raw, exchange="", routing_key="quern.submit", content_type="application/json", content_encoding="binary",
-            delivery_mode=2, **properties,
+            raw,
+            exchange="",
+            routing_key="quern.submit",
+            content_type="application/json",
+            content_encoding="binary",
+            delivery_mode=2,
+            **properties,
         )
 
     def count(self, name: str) -> int:
@@ -156,7 +182,9 @@ def broker(rabbitmq):
 
 
 def _csv(marker: str, rows: int = 30) -> bytes:
-    return ("id,name,text\n" + "".join(f"{n},item {n},row {n} of {marker}\n" for n in range(1, rows + 1))).encode()
+    return (
+        "id,name,text\n" + "".join(f"{n},item {n},row {n} of {marker}\n" for n in range(1, rows + 1))
+    ).encode()
 
 
 def _search(client, q: str) -> dict:
@@ -168,10 +196,16 @@ def _search(client, q: str) -> dict:
 # --- in-process: no broker needed ---------------------------------------------------------
 
 
-def test_the_same_idempotency_key_three_times_over_the_api_gives_one_job(client, captured_messages, clean_index):
+def test_the_same_idempotency_key_three_times_over_the_api_gives_one_job(
+    client, captured_messages, clean_index
+):
     bodies = [
-        client.post("/api/documents", data={"name": "k.txt", "content": "kea parrots\n"}, content_type="application/json",
-                    HTTP_IDEMPOTENCY_KEY="order-17")
+        client.post(
+            "/api/documents",
+            data={"name": "k.txt", "content": "kea parrots\n"},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="order-17",
+        )
         for _ in range(2)
     ]
     upload = io.BytesIO(b"other bytes, same key\n")
@@ -187,18 +221,30 @@ def test_an_idempotency_key_stands_for_one_document_of_1_to_255_characters(clien
     first, second = io.BytesIO(b"a\n"), io.BytesIO(b"b\n")
     first.name, second.name = "a.txt", "b.txt"
     several = client.post("/api/documents", {"file": [first, second]}, HTTP_IDEMPOTENCY_KEY="k")
-    too_long = client.post("/api/documents", data={"name": "a.txt", "content": "a"}, content_type="application/json",
-                           HTTP_IDEMPOTENCY_KEY="k" * 256)
+    too_long = client.post(
+        "/api/documents",
+        data={"name": "a.txt", "content": "a"},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="k" * 256,
+    )
     assert (several.status_code, several.json()["error"]["code"]) == (400, "bad_parameter")
     assert (too_long.status_code, too_long.json()["error"]["code"]) == (400, "bad_idempotency_key")
     assert Job.objects.count() == 0 and captured_messages == []
 
 
-def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and_metadata(captured_messages, clean_index):
+def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and_metadata(
+    captured_messages, clean_index
+):
     body = json.dumps({"name": "m.md", "content": "# Moa\n\nExtinct.\n", "metadata": {"ticket": 9}}).encode()
     job = open_queue.take_submission(body, reply_to="amq.gen-1", correlation_id="c-1")
     job.refresh_from_db()
-    assert (job.source, job.format, job.reply_to, job.correlation_id, job.metadata) == ("amqp", "markdown", "amq.gen-1", "c-1", {"ticket": 9})
+    assert (job.source, job.format, job.reply_to, job.correlation_id, job.metadata) == (
+        "amqp",
+        "markdown",
+        "amq.gen-1",
+        "c-1",
+        {"ticket": 9},
+    )
     assert captured_messages == [("quern.split", [job.pk])]
 
 
@@ -213,27 +259,33 @@ def test_every_way_a_job_ends_owes_one_event_and_reconcile_publishes_it_when_the
             raise ConnectionRefusedError("broker down")
         published.append(messages)
 
-    monkeypatch.setattr(events, "enabled", lambda: True)
+    monkeypatch.setattr(notify, "enabled", lambda: True)
     monkeypatch.setattr(events, "publish", fake_publish)
-    good = services.submit(io.BytesIO(b"id,text\n1,tui\n"), name="g.csv", reply_to="replies", correlation_id="c9")
-    bad = services.submit(io.BytesIO(b"\x89PNG\r\n\x1a\n" + bytes(range(256))), name="b.csv")
+    good = pipeline.submit(
+        io.BytesIO(b"id,text\n1,tui\n"), name="g.csv", reply_to="replies", correlation_id="c9"
+    )
+    bad = pipeline.submit(io.BytesIO(b"\x89PNG\r\n\x1a\n" + bytes(range(256))), name="b.csv")
     for job in (good, bad):
-        services.split(job.pk)
-    services.index_chunk(good.pk, 0)
-    services.finalize(good.pk)
+        pipeline.split(job.pk)
+    pipeline.index_chunk(good.pk, 0)
+    pipeline.finalize(good.pk)
     assert dict(Job.objects.values_list("status", "events_pending")) == {"succeeded": True, "failed": True}
 
     broker_up = True
-    assert services.reconcile()["events"] == 0  # not yet: a job just ended may still be publishing
+    assert pipeline.reconcile()["events"] == 0  # not yet: a job just ended may still be publishing
     later = timezone.now() + timedelta(seconds=settings.QUERN_RECONCILE_AFTER + 1)
-    assert services.reconcile(now=later)["events"] == 2
-    assert services.reconcile(now=later)["events"] == 0
+    assert pipeline.reconcile(now=later)["events"] == 2
+    assert pipeline.reconcile(now=later)["events"] == 0
     assert not Job.objects.filter(events_pending=True).exists()
 
-    sent = {routing_key: (exchange, body, props) for batch in published for exchange, routing_key, body, props in batch}
+    sent = {
+        routing_key: (exchange, body, props)
+        for batch in published
+        for exchange, routing_key, body, props in batch
+    }
     assert set(sent) == {"job.succeeded", "job.failed", "replies"}
     assert sent["job.succeeded"][1]["id"] == good.pk and sent["job.failed"][1]["id"] == bad.pk
-    assert sent["job.succeeded"][1]["event_id"] == events.event_id(Job.objects.get(pk=good.pk))
+    assert sent["job.succeeded"][1]["event_id"] == notify.event_id(Job.objects.get(pk=good.pk))
     assert sent["replies"][1]["status"] == "succeeded" and sent["replies"][2] == {"correlation_id": "c9"}
 
 
@@ -245,14 +297,27 @@ def test_message_schemas_are_served_and_events_match_their_schema(client):
     assert client.get("/api/schema/messages/nope").json()["error"]["code"] == "not_found"
     event_schema = names["event"].json()
     jsonschema.Draft202012Validator.check_schema(event_schema)
-    job = {"id": 1, "status": "succeeded", "document": {"id": 1, "name": "a.csv", "format": "csv", "size": 3, "sha256": "0"},
-           "progress": {"records_total": 1, "records_indexed": 1, "chunks_total": 1, "chunks_done": 1}, "errors": [],
-           "created_at": "2026-01-01T00:00:00+00:00", "started_at": None, "finished_at": None, "metadata": {}}
+    job = {
+        "id": 1,
+        "status": "succeeded",
+        "document": {"id": 1, "name": "a.csv", "format": "csv", "size": 3, "sha256": "0"},
+        "progress": {"records_total": 1, "records_indexed": 1, "chunks_total": 1, "chunks_done": 1},
+        "errors": [],
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "started_at": None,
+        "finished_at": None,
+        "metadata": {},
+        "source": "amqp",
+        "chunk_size": 5000,
+        "error_count": 0,
+        "split_finished_at": None,
+        "url": "/jobs/1/",
+    }
     jsonschema.validate({**job, "event": "job.succeeded", "event_id": str(uuid.uuid4())}, event_schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(job, event_schema)  # an event without its event_id
     jsonschema.validate({"error": {"code": "missing_name", "message": "…"}}, names["reply"].json())
-    assert list(FORMATS) == API_FORMATS
+    assert [f for f in names["submit"].json()["$defs"]["Format"]["enum"]] == list(FORMATS) == list(Format)
 
 
 def test_consume_refuses_the_filesystem_broker_plainly(settings):
@@ -266,8 +331,14 @@ def test_consume_refuses_the_filesystem_broker_plainly(settings):
 
 def _run_example(command: list[str], rabbitmq: str, path: Path, *extra: str) -> list[dict]:
     env = {**os.environ, "AMQP_URL": rabbitmq, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([*command, str(path), "--timeout", "90", *extra], env=env, cwd=EXAMPLES,
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [*command, str(path), "--timeout", "90", *extra],
+        env=env,
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -276,7 +347,9 @@ def test_node_example_submits_a_csv_hears_accepted_then_succeeded_and_the_record
     consumer, rabbitmq, client, tmp_path
 ):
     assert shutil.which("node"), "node is needed for the Node.js example (make install-test installs it)"
-    assert (EXAMPLES / "node_modules" / "amqplib").is_dir(), "run `npm ci` in examples/ (make install-test does)"
+    assert (EXAMPLES / "node_modules" / "amqplib").is_dir(), (
+        "run `npm ci` in examples/ (make install-test does)"
+    )
     path = tmp_path / "birds.csv"
     path.write_bytes(_csv("kakapo"))
     replies = _run_example(["node", "submit.js"], rabbitmq, path)
@@ -294,8 +367,14 @@ def test_python_pika_example_submits_and_a_failed_job_exits_1(consumer, rabbitmq
     assert [r["status"] for r in replies] == ["queued", "succeeded"]
     assert _search(client, "hoki")["total"] == 5
     env = {**os.environ, "AMQP_URL": rabbitmq}
-    failed = subprocess.run([sys.executable, "submit.py", str(bad), "--timeout", "90"], env=env, cwd=EXAMPLES,
-                            capture_output=True, text=True, timeout=180)
+    failed = subprocess.run(
+        [sys.executable, "submit.py", str(bad), "--timeout", "90"],
+        env=env,
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert json.loads(failed.stdout.splitlines()[-1])["status"] == "failed"
 
@@ -308,7 +387,10 @@ def test_invalid_messages_are_dead_lettered_with_their_reason_and_answered_and_n
     cases = {
         "not-json": (b"this is not json", "invalid_json"),
         "no-name": (json.dumps({"content": "x"}).encode(), "missing_name"),
-        "both": (json.dumps({"name": "a.txt", "content": "x", "content_base64": "eA=="}).encode(), "bad_content"),
+        "both": (
+            json.dumps({"name": "a.txt", "content": "x", "content_base64": "eA=="}).encode(),
+            "bad_content",
+        ),
         "too-big": (over, "too_large"),
         "format": (json.dumps({"name": "a.txt", "content": "x", "format": "pdf"}).encode(), "unknown_format"),
     }
@@ -316,14 +398,19 @@ def test_invalid_messages_are_dead_lettered_with_their_reason_and_answered_and_n
         broker.submit(body, reply_to=replies.name, correlation_id=correlation_id, headers={"x-mine": "kept"})
 
     answers = {m.properties["correlation_id"]: json.loads(m.body) for m in broker.take(replies, len(cases))}
-    assert {cid: a["error"]["code"] for cid, a in answers.items()} == {cid: code for cid, (_, code) in cases.items()}
-    rejected = broker.take(open_queue.REJECTED_QUEUE.bind(broker.channel), len(cases))
+    assert {cid: a["error"]["code"] for cid, a in answers.items()} == {
+        cid: code for cid, (_, code) in cases.items()
+    }
+    rejected = broker.take(REJECTED_QUEUE.bind(broker.channel), len(cases))
     by_id = {m.properties["correlation_id"]: m for m in rejected}
     for correlation_id, (body, code) in cases.items():
         message = by_id[correlation_id]
         assert message.body == body  # the very message, not lost
         assert message.headers["x-quern-error-code"] == code
-        assert message.headers["x-quern-error"].startswith(f"{code}: ") and len(message.headers["x-quern-error"]) > len(code) + 10
+        assert (
+            message.headers["x-quern-error"].startswith(f"{code}: ")
+            and len(message.headers["x-quern-error"]) > len(code) + 10
+        )
         assert message.headers["x-mine"] == "kept"
     assert broker.count("quern.submit") == 0  # acked, not retried
     assert (Job.objects.count(), Document.objects.count()) == (0, 0)
@@ -335,13 +422,21 @@ def test_the_same_idempotency_key_three_times_over_amqp_and_the_api_gives_one_jo
     message = {"name": "once.txt", "content": "a single tuatara\n", "idempotency_key": "import-2026-11-23"}
     broker.submit(message, reply_to=replies.name, correlation_id="first")
     first = wait_for(lambda: Job.objects.first(), timeout=30, message="the first message's job")
-    api = client.post("/api/documents", data={"name": "once.txt", "content": "a single tuatara\n"},
-                      content_type="application/json", HTTP_IDEMPOTENCY_KEY="import-2026-11-23")
+    api = client.post(
+        "/api/documents",
+        data={"name": "once.txt", "content": "a single tuatara\n"},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="import-2026-11-23",
+    )
     broker.submit(message, reply_to=replies.name, correlation_id="third")
     # Accepted for the first and the third, and the job's end (to the first's reply_to), in any order.
     answers = [(m.properties["correlation_id"], json.loads(m.body)) for m in broker.take(replies, 3)]
     assert api.status_code == 202 and api.json()["id"] == first.pk
-    assert sorted((cid, a["id"]) for cid, a in answers) == [("first", first.pk), ("first", first.pk), ("third", first.pk)]
+    assert sorted((cid, a["id"]) for cid, a in answers) == [
+        ("first", first.pk),
+        ("first", first.pk),
+        ("third", first.pk),
+    ]
     assert Job.objects.count() == 1
     assert wait_for_job(first.pk).status == Status.SUCCEEDED
     assert _search(client, "tuatara")["total"] == 1
@@ -352,8 +447,11 @@ def test_an_events_consumer_sees_exactly_one_event_per_finished_job_in_a_run_of_
     for n in range(100):
         content = f"id,text\n{n},event run weka {n}\n" if n % 10 else "\x00\x01binary\x02" * 10
         broker.submit({"name": f"e{n}.csv", "content": content})
-    wait_for(lambda: Job.objects.filter(status__in=("succeeded", "failed")).count() == 100, timeout=180,
-             message="100 jobs to finish")
+    wait_for(
+        lambda: Job.objects.filter(status__in=("succeeded", "failed")).count() == 100,
+        timeout=180,
+        message="100 jobs to finish",
+    )
     jobs = dict(Job.objects.values_list("pk", "status"))
     received = broker.take(listener, 100, timeout=60)
     while (late := listener.get(no_ack=True)) is not None:  # any duplicate already queued
@@ -372,23 +470,29 @@ def test_an_events_consumer_sees_exactly_one_event_per_finished_job_in_a_run_of_
     assert not Job.objects.filter(events_pending=True).exists()
 
 
-def test_a_consumer_killed_before_its_commit_loses_nothing_and_makes_exactly_one_job(rabbitmq, pipeline, broker, tmp_path):
+def test_a_consumer_killed_before_its_commit_loses_nothing_and_makes_exactly_one_job(
+    rabbitmq, pipeline, broker, tmp_path
+):
     log_path = tmp_path / "consume.log"
     first = _start_consumer(log_path)
     content = f"id,text\n1,the only takahe {uuid.uuid4().hex}\n".encode()
-    stored = Path(settings.MEDIA_ROOT) / "documents" / hashlib.sha256(content).hexdigest()[:2] / hashlib.sha256(content).hexdigest()
+    stored = (
+        Path(settings.MEDIA_ROOT)
+        / "documents"
+        / hashlib.sha256(content).hexdigest()[:2]
+        / hashlib.sha256(content).hexdigest()
+    )
     replacement = None
     try:
-        with transaction.atomic():
-            # Hold the tables the consumer's transaction writes, so it cannot commit; its file lands
-            # in storage first (outside the lock), which tells us it has taken the message.
-            with connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    cursor.execute("LOCK TABLE indexing_document IN SHARE ROW EXCLUSIVE MODE")
-                broker.submit({"name": "takahe.csv", "content_base64": base64.b64encode(content).decode()})
-                wait_for(stored.exists, timeout=30, message="the consumer to store the document")
-                os.killpg(first.pid, signal.SIGKILL)
-                first.wait()
+        # Hold the tables the consumer's transaction writes, so it cannot commit; its file lands
+        # in storage first (outside the lock), which tells us it has taken the message.
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("LOCK TABLE indexing_document IN SHARE ROW EXCLUSIVE MODE")
+            broker.submit({"name": "takahe.csv", "content_base64": base64.b64encode(content).decode()})
+            wait_for(stored.exists, timeout=30, message="the consumer to store the document")
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
         assert Job.objects.count() == 0
         replacement = _start_consumer(log_path)
         job = wait_for(lambda: Job.objects.first(), timeout=60, message="the redelivered message's job")
@@ -400,18 +504,18 @@ def test_a_consumer_killed_before_its_commit_loses_nothing_and_makes_exactly_one
             _stop(replacement)
 
 
-def _run_until_quiet(consumer: open_queue.SubmitConsumer, seconds: float = 1.0) -> None:
+def _run_until_quiet(consumer: broker_consumer.SubmitConsumer, seconds: float = 1.0) -> None:
     """Drive a consumer in this process (and this test's database) until no message came for `seconds`."""
     try:
         for _ in consumer.consume(timeout=seconds, safety_interval=0.2):
             pass
-    except socket.timeout:
+    except TimeoutError:
         pass
 
 
 @pytest.fixture
 def in_process_consumer(broker, captured_messages, clean_index):
-    consumer = open_queue.SubmitConsumer(open_queue.broker_connection())
+    consumer = open_queue.submit_consumer(broker_connection())
     yield consumer
     consumer.connection.release()
 
@@ -420,7 +524,9 @@ def _counts(broker: Broker) -> tuple[int, int, int]:
     return broker.count("quern.submit"), broker.count("quern.submit.rejected"), Job.objects.count()
 
 
-def test_while_the_backpressure_hook_says_no_messages_stay_on_the_queue_untouched(broker, in_process_consumer, monkeypatch):
+def test_while_the_backpressure_hook_says_no_messages_stay_on_the_queue_untouched(
+    broker, in_process_consumer, monkeypatch
+):
     gate = {"open": False}
     monkeypatch.setattr(open_queue, "accepting_submissions", lambda: gate["open"])
     broker.submit({"name": "wait.txt", "content": "patience\n"})
@@ -431,10 +537,12 @@ def test_while_the_backpressure_hook_says_no_messages_stay_on_the_queue_untouche
     assert _counts(broker) == (0, 0, 1)
 
 
-def test_a_passing_database_error_puts_the_message_back_and_it_is_taken_later(broker, in_process_consumer, monkeypatch):
+def test_a_passing_database_error_puts_the_message_back_and_it_is_taken_later(
+    broker, in_process_consumer, monkeypatch
+):
     from django.db import OperationalError
 
-    real_submit, failures = services.submit, []
+    real_submit, failures = pipeline.submit, []
 
     def flaky_submit(*args, **kwargs):
         if not failures:
@@ -442,22 +550,24 @@ def test_a_passing_database_error_puts_the_message_back_and_it_is_taken_later(br
             raise OperationalError("database is locked")
         return real_submit(*args, **kwargs)
 
-    monkeypatch.setattr(open_queue, "TRANSIENT_RETRY_DELAY", 0)
-    monkeypatch.setattr(services, "submit", flaky_submit)
+    monkeypatch.setattr(broker_consumer, "TRANSIENT_RETRY_DELAY", 0)
+    monkeypatch.setattr(pipeline, "submit", flaky_submit)
     broker.submit({"name": "retry.txt", "content": "again\n"})
     _run_until_quiet(in_process_consumer)
     assert failures == [1] and _counts(broker) == (0, 0, 1)
 
 
-def test_a_message_that_trips_a_bug_is_dead_lettered_not_retried_forever(broker, in_process_consumer, monkeypatch):
+def test_a_message_that_trips_a_bug_is_dead_lettered_not_retried_forever(
+    broker, in_process_consumer, monkeypatch
+):
     def broken_submit(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(services, "submit", broken_submit)
+    monkeypatch.setattr(pipeline, "submit", broken_submit)
     broker.submit({"name": "bug.txt", "content": "boom\n"})
     _run_until_quiet(in_process_consumer)
     assert _counts(broker) == (0, 1, 0)
-    rejected = open_queue.REJECTED_QUEUE.bind(broker.channel).get(no_ack=True)
+    rejected = REJECTED_QUEUE.bind(broker.channel).get(no_ack=True)
     assert rejected.headers["x-quern-error-code"] == "internal_error"
 
 
@@ -467,10 +577,12 @@ def test_the_readme_shows_the_very_example_files_the_tests_run():
         assert (EXAMPLES / name).read_text() in readme, f"README.md must show examples/{name} as it is"
 
 
-def test_the_consumer_stops_taking_submissions_past_the_backpressure_limit(captured_messages, clean_index, settings):
+def test_the_consumer_stops_taking_submissions_past_the_backpressure_limit(
+    captured_messages, clean_index, settings
+):
     settings.QUERN_MAX_WAITING = 2
     assert open_queue.accepting_submissions()
-    services.submit(io.BytesIO(b"id,text\n1,a\n"), name="one.csv")
+    pipeline.submit(io.BytesIO(b"id,text\n1,a\n"), name="one.csv")
     assert open_queue.accepting_submissions()  # 1 job waiting, limit 2
-    services.submit(io.BytesIO(b"id,text\n1,b\n"), name="two.csv")
+    pipeline.submit(io.BytesIO(b"id,text\n1,b\n"), name="two.csv")
     assert not open_queue.accepting_submissions()  # messages stay on quern.submit, as the API answers 503

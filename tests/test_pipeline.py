@@ -1,4 +1,5 @@
 """End to end: documents in through the form, the API and the command; a real worker; search out."""
+
 from __future__ import annotations
 
 import io
@@ -7,9 +8,9 @@ import json
 import pytest
 from django.core.management import call_command
 
-from indexing.models import Chunk, Document, Job, Record, Status
-from indexing.search import get_backend
+from indexing.models import Document, Job, Record, Status
 from indexing.query import parse_query
+from indexing.search import get_backend
 from tests.conftest import wait_for, wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,7 +59,12 @@ def test_csv_uploaded_through_the_form_is_found_by_search(client, pipeline):
 def test_json_body_through_the_api_answers_202_with_the_job_and_its_location(client, pipeline):
     response = client.post(
         "/api/documents",
-        data=json.dumps({"name": "notes.md", "content": "# Otters\n\nOtters hold hands while sleeping.\n\n# Bees\n\nBees dance.\n"}),
+        data=json.dumps(
+            {
+                "name": "notes.md",
+                "content": "# Otters\n\nOtters hold hands while sleeping.\n\n# Bees\n\nBees dance.\n",
+            }
+        ),
         content_type="application/json",
     )
     assert response.status_code == 202, response.content
@@ -121,13 +127,20 @@ def test_jsonl_with_one_malformed_line_succeeds_with_the_others_and_names_the_li
 
 
 def test_binary_file_sent_as_csv_fails_its_own_job_and_leaves_a_neighbour_alone(client, pipeline):
-    good = client.post("/api/documents", {"file": _named(make_csv(2000, marker_row=3, marker="wombat"), "good.csv"), "chunk_size": 100})
-    bad = client.post("/api/documents", {"file": _named(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20, "photo.csv")})
+    good = client.post(
+        "/api/documents",
+        {"file": _named(make_csv(2000, marker_row=3, marker="wombat"), "good.csv"), "chunk_size": 100},
+    )
+    bad = client.post(
+        "/api/documents", {"file": _named(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20, "photo.csv")}
+    )
     bad_job = wait_for_job(bad.json()["id"])
     good_job = wait_for_job(good.json()["id"])
     assert bad_job.status == Status.FAILED
     assert bad_job.errors[-1]["code"] in {"binary_content", "bad_encoding"}
-    assert "binary" in bad_job.errors[-1]["message"].lower() or "utf-8" in bad_job.errors[-1]["message"].lower()
+    assert (
+        "binary" in bad_job.errors[-1]["message"].lower() or "utf-8" in bad_job.errors[-1]["message"].lower()
+    )
     assert Record.objects.filter(job=bad_job).count() == 0
     assert good_job.status == Status.SUCCEEDED
     assert good_job.records_indexed == 2000
@@ -142,7 +155,11 @@ def test_a_document_with_no_valid_record_fails(client, pipeline):
 
 
 def test_replacing_a_document_swaps_its_version_and_retires_the_old_records(client, pipeline):
-    first = client.post("/api/documents", data={"name": "faq.txt", "content": "old answer about llamas\n"}, content_type="application/json")
+    first = client.post(
+        "/api/documents",
+        data={"name": "faq.txt", "content": "old answer about llamas\n"},
+        content_type="application/json",
+    )
     first_job = wait_for_job(first.json()["id"])
     document_id = first_job.document_id
     second = client.post(
@@ -155,7 +172,9 @@ def test_replacing_a_document_swaps_its_version_and_retires_the_old_records(clie
     assert Document.objects.count() == 1
     assert api_search(client, "alpacas")["total"] == 1
     assert api_search(client, "llamas")["total"] == 0
-    wait_for(lambda: not Record.objects.filter(job=first_job).exists(), timeout=30, message="old records purged")
+    wait_for(
+        lambda: not Record.objects.filter(job=first_job).exists(), timeout=30, message="old records purged"
+    )
 
 
 def test_lost_split_message_is_sent_again_by_reconcile(client, pipeline, monkeypatch):
@@ -163,18 +182,24 @@ def test_lost_split_message_is_sent_again_by_reconcile(client, pipeline, monkeyp
 
     from django.utils import timezone
 
-    from indexing import services
+    from indexing.pipeline import dispatch, recovery
 
     # The split message never reaches the broker (lost at publish, as when the broker is down
     # at commit). Pausing the worker's consumer by broadcast to delete it from the queue proved
     # racy on the filesystem broker; the job's row is the same either way.
-    real_send = services._send_now
-    monkeypatch.setattr(services, "_send_now", lambda messages: real_send([m for m in messages if m[0] != "quern.split"]))
-    response = client.post("/api/documents", data={"name": "lost.txt", "content": "a lost narwhal\n"}, content_type="application/json")
+    real_send = dispatch.send_now
+    monkeypatch.setattr(
+        dispatch, "send_now", lambda messages: real_send([m for m in messages if m[0] != "quern.split"])
+    )
+    response = client.post(
+        "/api/documents",
+        data={"name": "lost.txt", "content": "a lost narwhal\n"},
+        content_type="application/json",
+    )
     job_id = response.json()["id"]
-    monkeypatch.setattr(services, "_send_now", real_send)
+    monkeypatch.setattr(dispatch, "send_now", real_send)
     assert Job.objects.get(pk=job_id).status == Status.QUEUED
-    counts = services.reconcile(now=timezone.now() + timedelta(hours=1))
+    counts = recovery.reconcile(now=timezone.now() + timedelta(hours=1))
     assert counts["split"] == 1
     assert wait_for_job(job_id).status == Status.SUCCEEDED
     assert api_search(client, "narwhal")["total"] == 1
@@ -208,15 +233,24 @@ def _named(data: bytes, name: str) -> io.BytesIO:
     return stream
 
 
-def test_cancelling_a_big_job_midway_ends_it_cancelled_at_once_and_keeps_the_previous_version(client, pipeline):
+def test_cancelling_a_big_job_midway_ends_it_cancelled_at_once_and_keeps_the_previous_version(
+    client, pipeline
+):
     # The issue's 1,000,000 records scaled to 30,000 (60 chunks) to keep CI short: same shape.
     import time
 
-    first = client.post("/api/documents", {"file": _named(make_csv(5, marker_row=2, marker="ocelot"), "big.csv")})
+    first = client.post(
+        "/api/documents", {"file": _named(make_csv(5, marker_row=2, marker="ocelot"), "big.csv")}
+    )
     first_job = wait_for_job(first.json()["id"])
     document_id = first_job.document_id
     second = client.post(
-        "/api/documents", {"file": _named(make_csv(30_000, marker_row=29_000, marker="margay"), "big.csv"), "replace": document_id, "chunk_size": 500}
+        "/api/documents",
+        {
+            "file": _named(make_csv(30_000, marker_row=29_000, marker="margay"), "big.csv"),
+            "replace": document_id,
+            "chunk_size": 500,
+        },
     )
     job_id = second.json()["id"]
     wait_for(lambda: Job.objects.get(pk=job_id).chunks_done >= 2, timeout=60, message="the job to be midway")
@@ -231,7 +265,11 @@ def test_cancelling_a_big_job_midway_ends_it_cancelled_at_once_and_keeps_the_pre
     assert job.chunks_done < job.chunks_total
     assert api_search(client, "margay")["total"] == 0
     assert api_search(client, "ocelot")["total"] == 1  # the previous version is intact
-    wait_for(lambda: not Record.objects.filter(job_id=job_id).exists(), timeout=30, message="the cancelled job's records purged")
+    wait_for(
+        lambda: not Record.objects.filter(job_id=job_id).exists(),
+        timeout=30,
+        message="the cancelled job's records purged",
+    )
     assert Document.objects.get(pk=document_id).live_job_id == first_job.pk
     # A second cancel is harmless; a finished job cannot be cancelled.
     assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 200
@@ -247,8 +285,14 @@ def test_cancelling_a_big_job_midway_ends_it_cancelled_at_once_and_keeps_the_pre
     assert api_search(client, "ocelot")["total"] == 0
 
 
-def test_reindex_endpoint_answers_202_with_a_new_job_and_the_old_version_stays_until_it_succeeds(client, pipeline):
-    first = client.post("/api/documents", data={"name": "n.txt", "content": "a quiet capybara\n"}, content_type="application/json")
+def test_reindex_endpoint_answers_202_with_a_new_job_and_the_old_version_stays_until_it_succeeds(
+    client, pipeline
+):
+    first = client.post(
+        "/api/documents",
+        data={"name": "n.txt", "content": "a quiet capybara\n"},
+        content_type="application/json",
+    )
     first_job = wait_for_job(first.json()["id"])
     response = client.post(f"/api/documents/{first_job.document_id}/reindex")
     assert response.status_code == 202, response.content
@@ -259,21 +303,31 @@ def test_reindex_endpoint_answers_202_with_a_new_job_and_the_old_version_stays_u
     assert client.post("/api/documents/999999/reindex").status_code == 404
 
 
-def test_past_the_waiting_limit_submissions_get_503_and_all_accepted_work_finishes(client, pipeline, monkeypatch, settings):
-    from indexing import services
+def test_past_the_waiting_limit_submissions_get_503_and_all_accepted_work_finishes(
+    client, pipeline, monkeypatch, settings
+):
+    from indexing.pipeline import dispatch
 
     # "Workers stopped": the split messages are held back instead of published, so all 50 jobs
     # wait as queued (stopping the session's worker by broadcast is racy on the filesystem broker).
     settings.QUERN_MAX_WAITING = 50
     held: list = []
-    real_send = services._send_now
-    monkeypatch.setattr(services, "_send_now", held.extend)
+    real_send = dispatch.send_now
+    monkeypatch.setattr(dispatch, "send_now", held.extend)
     ids = []
     for n in range(50):
-        response = client.post("/api/documents", data={"name": f"d{n}.txt", "content": f"tapir number {n}\n"}, content_type="application/json")
+        response = client.post(
+            "/api/documents",
+            data={"name": f"d{n}.txt", "content": f"tapir number {n}\n"},
+            content_type="application/json",
+        )
         assert response.status_code == 202, response.content
         ids.append(response.json()["id"])
-    refused = client.post("/api/documents", data={"name": "late.txt", "content": "a late tapir\n"}, content_type="application/json")
+    refused = client.post(
+        "/api/documents",
+        data={"name": "late.txt", "content": "a late tapir\n"},
+        content_type="application/json",
+    )
     assert refused.status_code == 503
     assert int(refused["Retry-After"]) > 0
     assert refused.json()["error"]["code"] == "overloaded"
@@ -282,11 +336,15 @@ def test_past_the_waiting_limit_submissions_get_503_and_all_accepted_work_finish
     assert b"Quern is busy" in form.content and b"Nothing was stored" in form.content
     assert Job.objects.count() == 50
 
-    monkeypatch.setattr(services, "_send_now", real_send)
+    monkeypatch.setattr(dispatch, "send_now", real_send)
     real_send(held)  # the workers start
     for job_id in ids:
         assert wait_for_job(job_id).status == Status.SUCCEEDED
     assert api_search(client, "tapir")["total"] == 50
-    again = client.post("/api/documents", data={"name": "late.txt", "content": "a late tapir\n"}, content_type="application/json")
+    again = client.post(
+        "/api/documents",
+        data={"name": "late.txt", "content": "a late tapir\n"},
+        content_type="application/json",
+    )
     assert again.status_code == 202
     assert wait_for_job(again.json()["id"]).status == Status.SUCCEEDED

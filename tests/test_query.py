@@ -1,4 +1,5 @@
 """indexing.query: parsing web-search syntax, and the strings built for FTS5 and PostgreSQL."""
+
 from __future__ import annotations
 
 import random
@@ -51,7 +52,7 @@ HOSTILE = [
     '\\"',
     "a\x00b",
     "\x00",
-    "\x00\x00\"\x00",
+    '\x00\x00"\x00',
     "é",
     "e\u0301",
     "\u0301",
@@ -113,9 +114,7 @@ def test_or_binds_tighter_than_the_implicit_and() -> None:
 
 
 def test_a_chain_of_or_makes_one_group() -> None:
-    assert parse_query('a OR "b c" OR d') == Query(
-        (AnyOf((words("a"), words("b", "c"), words("d"))),)
-    )
+    assert parse_query('a OR "b c" OR d') == Query((AnyOf((words("a"), words("b", "c"), words("d"))),))
 
 
 def test_lowercase_or_is_a_word() -> None:
@@ -162,21 +161,15 @@ def test_underscore_separates_words_like_the_fts_tokenizers_do() -> None:
 
 
 def test_syntax_of_other_engines_is_plain_text() -> None:
-    assert parse_query("NEAR(a b) x* (y)") == Query(
-        (words("near", "a"), words("b"), words("x"), words("y"))
-    )
+    assert parse_query("NEAR(a b) x* (y)") == Query((words("near", "a"), words("b"), words("x"), words("y")))
 
 
 def test_repeated_terms_count_once() -> None:
-    assert parse_query("a a A OR b a OR b") == Query(
-        (words("a"), AnyOf((words("a"), words("b"))))
-    )
+    assert parse_query("a a A OR b a OR b") == Query((words("a"), AnyOf((words("a"), words("b")))))
 
 
 def test_unicode_words_survive_and_decomposed_accents_are_composed() -> None:
-    assert parse_query("Café cafe\u0301 日本語 🎉") == Query(
-        (words("café"), words("日本語"))
-    )
+    assert parse_query("Café cafe\u0301 日本語 🎉") == Query((words("café"), words("日本語")))
 
 
 def test_terms_beyond_the_cap_are_ignored() -> None:
@@ -263,9 +256,7 @@ def hits(db: sqlite3.Connection, text: str) -> set[int]:
         ("jumping", {1}),
     ],
 )
-def test_fts5_finds_exactly_the_matching_rows(
-    fts: sqlite3.Connection, text: str, expected: set[int]
-) -> None:
+def test_fts5_finds_exactly_the_matching_rows(fts: sqlite3.Connection, text: str, expected: set[int]) -> None:
     assert hits(fts, text) == expected
 
 

@@ -1,4 +1,5 @@
 """The services step by step, in-process: each runs twice and leaves the state of one run."""
+
 from __future__ import annotations
 
 import io
@@ -8,9 +9,11 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from indexing import services
+from indexing import pipeline
 from indexing.models import Chunk, Job, Record, Status
+from indexing.pipeline import indexer, recovery
 from indexing.query import parse_query
+from indexing.schemas import SubmitOptions
 from indexing.search import get_backend
 from tests.conftest import wait_for
 
@@ -31,7 +34,8 @@ def _fts_rows(job: Job) -> int:
         return Record.objects.filter(job=job, search__isnull=False).count()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM indexing_record_fts WHERE rowid IN (SELECT id FROM indexing_record WHERE job_id = %s)",
+            "SELECT count(*) FROM indexing_record_fts"
+            " WHERE rowid IN (SELECT id FROM indexing_record WHERE job_id = %s)",
             [job.pk],
         )
         return cursor.fetchone()[0]
@@ -39,22 +43,22 @@ def _fts_rows(job: Job) -> int:
 
 def _run_one_chunk(job: Job) -> Job:
     """split, index_chunk 0 and finalize in-process, as the worker would run them."""
-    services.split(job.pk)
-    services.index_chunk(job.pk, 0)
-    services.finalize(job.pk)
+    pipeline.split(job.pk)
+    pipeline.index_chunk(job.pk, 0)
+    pipeline.finalize(job.pk)
     job.refresh_from_db()
     return job
 
 
 def test_index_chunk_twice_leaves_one_copy_and_search_waits_for_finalize(captured_messages, clean_index):
-    job = services.submit(_csv(25), name="birds.csv", chunk_size=10)
-    services.split(job.pk)
-    services.split(job.pk)  # a redelivered split changes nothing once chunks exist
+    job = pipeline.submit(_csv(25), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
+    pipeline.split(job.pk)  # a redelivered split changes nothing once chunks exist
     assert Chunk.objects.filter(job=job).count() == 3
 
     # index_chunk says when the job is complete (the task then finalizes in the same worker);
     # a redelivery of a done chunk says so again, so a finalize lost to a crash still runs.
-    complete = [services.index_chunk(job.pk, number) for number in (0, 0, 1, 2, 1)]
+    complete = [pipeline.index_chunk(job.pk, number) for number in (0, 0, 1, 2, 1)]
     assert complete == [False, False, False, True, True]
     job.refresh_from_db()
     assert (job.records_indexed, job.chunks_done, job.status) == (25, 3, Status.INDEXING)
@@ -63,9 +67,9 @@ def test_index_chunk_twice_leaves_one_copy_and_search_waits_for_finalize(capture
     assert _search_total("gannet") == 0  # indexing: none of its records are searchable yet
     assert not [m for m in captured_messages if m[0] == "quern.finalize"]  # no hop through the broker
 
-    services.finalize(job.pk)
-    services.finalize(job.pk)
-    assert services.index_chunk(job.pk, 2) is False  # after the job finished
+    pipeline.finalize(job.pk)
+    pipeline.finalize(job.pk)
+    assert pipeline.index_chunk(job.pk, 2) is False  # after the job finished
     job.refresh_from_db()
     assert (job.status, job.records_indexed, job.chunks_done) == (Status.SUCCEEDED, 25, 3)
     assert Record.objects.filter(job=job).count() == 25
@@ -73,20 +77,22 @@ def test_index_chunk_twice_leaves_one_copy_and_search_waits_for_finalize(capture
     assert _search_total("gannet") == 25
 
 
-def test_a_one_chunk_document_is_indexed_by_the_split_task_without_a_broker_hop(captured_messages, clean_index):
-    job = services.submit(_csv(5), name="birds.csv", chunk_size=10)
-    assert services.split(job.pk) == [0]
+def test_a_one_chunk_document_is_indexed_by_the_split_task_without_a_broker_hop(
+    captured_messages, clean_index
+):
+    job = pipeline.submit(_csv(5), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    assert pipeline.split(job.pk) == [0]
     assert captured_messages == [("quern.split", [job.pk])]  # no index_chunk: the split task indexes it
-    assert services.split(job.pk) == [0]  # a redelivered split still hands the chunk back
-    assert services.index_chunk(job.pk, 0) is True
-    services.finalize(job.pk)
-    assert services.split(job.pk) == []
+    assert pipeline.split(job.pk) == [0]  # a redelivered split still hands the chunk back
+    assert pipeline.index_chunk(job.pk, 0) is True
+    pipeline.finalize(job.pk)
+    assert pipeline.split(job.pk) == []
     assert _search_total("gannet") == 5
 
 
 def test_a_chunk_interrupted_before_commit_is_rewritten_cleanly(captured_messages, clean_index, monkeypatch):
-    job = services.submit(_csv(10), name="birds.csv", chunk_size=10)
-    services.split(job.pk)
+    job = pipeline.submit(_csv(10), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
     backend = get_backend()
     real_index = type(backend).index_records
 
@@ -96,22 +102,27 @@ def test_a_chunk_interrupted_before_commit_is_rewritten_cleanly(captured_message
 
     monkeypatch.setattr(type(backend), "index_records", crash_after_writing)
     with pytest.raises(RuntimeError):
-        services.index_chunk(job.pk, 0)
+        pipeline.index_chunk(job.pk, 0)
     monkeypatch.setattr(type(backend), "index_records", real_index)
     assert Record.objects.filter(job=job).count() == 0  # rolled back with its transaction
-    services.index_chunk(job.pk, 0)
-    services.finalize(job.pk)
+    pipeline.index_chunk(job.pk, 0)
+    pipeline.finalize(job.pk)
     assert Record.objects.filter(job=job).count() == 10
     assert _search_total("gannet") == 10
 
 
 def test_a_failed_job_keeps_the_previous_version_live(captured_messages, clean_index):
-    first = services.submit(io.BytesIO(b"penguins waddle\n"), name="notes.txt")
-    services.split(first.pk)
-    services.index_chunk(first.pk, 0)
-    services.finalize(first.pk)
-    second = services.submit(io.BytesIO(b"\x00\x01binary\x00"), name="notes.txt", format="text", replace=first.document_id)
-    services.split(second.pk)
+    first = pipeline.submit(io.BytesIO(b"penguins waddle\n"), name="notes.txt")
+    pipeline.split(first.pk)
+    pipeline.index_chunk(first.pk, 0)
+    pipeline.finalize(first.pk)
+    second = pipeline.submit(
+        io.BytesIO(b"\x00\x01binary\x00"),
+        name="notes.txt",
+        replace=first.document_id,
+        options=SubmitOptions(format="text"),
+    )
+    pipeline.split(second.pk)
     second.refresh_from_db()
     assert second.status == Status.FAILED
     assert second.errors[-1]["code"] == "binary_content"
@@ -129,7 +140,7 @@ def test_ci_runs_against_the_services_it_was_asked_for():
 
 def test_nul_characters_and_very_long_keys_are_indexed_on_every_database(captured_messages, clean_index):
     line = '{"id": "' + "k" * 400 + '", "text": "puffin\\u0000 colony", "meta": {"note": "a\\u0000b"}}\n'
-    job = _run_one_chunk(services.submit(io.BytesIO(line.encode()), name="odd.jsonl"))
+    job = _run_one_chunk(pipeline.submit(io.BytesIO(line.encode()), name="odd.jsonl"))
     assert job.status == Status.SUCCEEDED, job.errors
     assert Record.objects.get(job=job).key == "k" * 400
     assert _search_total("puffin") == 1
@@ -137,8 +148,8 @@ def test_nul_characters_and_very_long_keys_are_indexed_on_every_database(capture
 
 def test_a_declared_cp1252_csv_is_transcoded_and_found(captured_messages, clean_index):
     data = "id,text\n1,caf\u00e9 cr\u00e8me on the terrace\n".encode("cp1252")
-    job = services.submit(io.BytesIO(data), name="menu.csv", encoding="cp1252")
-    services.split(job.pk)  # a second delivery of the split leaves the first run's copy alone
+    job = pipeline.submit(io.BytesIO(data), name="menu.csv", options=SubmitOptions(encoding="cp1252"))
+    pipeline.split(job.pk)  # a second delivery of the split leaves the first run's copy alone
     job = _run_one_chunk(job)
     assert job.status == Status.SUCCEEDED, job.errors
     assert Record.objects.get(job=job).body.startswith("caf\u00e9 cr\u00e8me")
@@ -148,105 +159,121 @@ def test_a_declared_cp1252_csv_is_transcoded_and_found(captured_messages, clean_
 @pytest.fixture
 def empty_queues(monkeypatch):
     """The broker's queues hold nothing ready (as after a lost message), whatever other tests left there."""
-    monkeypatch.setattr(services, "_queue_is_empty", lambda name: True)
+    monkeypatch.setattr(recovery, "_queue_is_empty", lambda name: True)
 
 
-def test_reconcile_resends_undone_chunks_then_the_missing_finalize(captured_messages, clean_index, empty_queues):
+def test_reconcile_resends_undone_chunks_then_the_missing_finalize(
+    captured_messages, clean_index, empty_queues
+):
     from datetime import timedelta
 
     from django.utils import timezone
 
-    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
-    services.split(job.pk)
-    services.index_chunk(job.pk, 0)
+    job = pipeline.submit(_csv(20), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
+    pipeline.index_chunk(job.pk, 0)
     captured_messages.clear()
     later = timezone.now() + timedelta(hours=1)
-    assert services.reconcile(now=later)["index_chunk"] == 1
+    assert pipeline.reconcile(now=later)["index_chunk"] == 1
     assert captured_messages == [("quern.index_chunk", [job.pk, 1])]
 
-    services.index_chunk(job.pk, 1)  # the worker dies before it can run finalize
+    pipeline.index_chunk(job.pk, 1)  # the worker dies before it can run finalize
     captured_messages.clear()
-    assert services.reconcile(now=later + timedelta(hours=1))["finalize"] == 1
+    assert pipeline.reconcile(now=later + timedelta(hours=1))["finalize"] == 1
     assert captured_messages == [("quern.finalize", [job.pk])]
 
 
-def test_reconcile_leaves_chunks_waiting_in_a_backlog_and_resends_them_once_it_drains(captured_messages, clean_index, monkeypatch):
+def test_reconcile_leaves_chunks_waiting_in_a_backlog_and_resends_them_once_it_drains(
+    captured_messages, clean_index, monkeypatch
+):
     from datetime import timedelta
 
     from django.utils import timezone
 
-    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
-    services.split(job.pk)
+    job = pipeline.submit(_csv(20), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
     assert all(c.sent_at is not None for c in Chunk.objects.filter(job=job))
     captured_messages.clear()
     later = timezone.now() + timedelta(hours=1)
-    monkeypatch.setattr(services, "_queue_is_empty", lambda name: False)  # a long backlog ahead of them
-    assert services.reconcile(now=later)["index_chunk"] == 0
+    monkeypatch.setattr(recovery, "_queue_is_empty", lambda name: False)  # a long backlog ahead of them
+    assert pipeline.reconcile(now=later)["index_chunk"] == 0
     assert captured_messages == []
-    monkeypatch.setattr(services, "_queue_is_empty", lambda name: True)  # drained, still not done: lost
-    assert services.reconcile(now=later)["index_chunk"] == 2
+    monkeypatch.setattr(recovery, "_queue_is_empty", lambda name: True)  # drained, still not done: lost
+    assert pipeline.reconcile(now=later)["index_chunk"] == 2
     # Re-sent now: the next run waits another interval before sending them again.
-    assert services.reconcile(now=later + timedelta(seconds=1))["index_chunk"] == 0
+    assert pipeline.reconcile(now=later + timedelta(seconds=1))["index_chunk"] == 0
     assert Chunk.objects.filter(job=job, sent_at=later).count() == 2
 
 
-def test_a_chunk_that_keeps_killing_its_worker_fails_the_job_after_the_attempt_limit(captured_messages, clean_index, monkeypatch):
-    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
-    services.split(job.pk)
-    services.index_chunk(job.pk, 0)
+def test_a_chunk_that_keeps_killing_its_worker_fails_the_job_after_the_attempt_limit(
+    captured_messages, clean_index, monkeypatch
+):
+    job = pipeline.submit(_csv(20), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
+    pipeline.index_chunk(job.pk, 0)
 
     def killed(*args, **kwargs):
         raise RuntimeError("stands in for SIGKILL: the run never returns")
 
     # A killed worker never reaches the code that uncounts its attempt.
-    monkeypatch.setattr(services, "_uncount_attempt", lambda pk: None)
-    monkeypatch.setattr(services, "parse_chunk", killed)
+    monkeypatch.setattr(indexer, "_uncount_attempt", lambda pk: None)
+    monkeypatch.setattr(indexer, "parse_chunk", killed)
     for _ in range(settings.QUERN_MAX_CHUNK_ATTEMPTS):
         with pytest.raises(RuntimeError):
-            services.index_chunk(job.pk, 1)
-    services.index_chunk(job.pk, 1)  # the redelivery past the limit
+            pipeline.index_chunk(job.pk, 1)
+    pipeline.index_chunk(job.pk, 1)  # the redelivery past the limit
     job.refresh_from_db()
     assert job.status == Status.FAILED
     assert job.errors[-1]["code"] == "chunk_crashed"
     assert job.errors[-1]["line"] == 12
 
 
-def test_a_run_that_ends_with_an_exception_does_not_count_as_a_crash(captured_messages, clean_index, monkeypatch):
-    job = services.submit(_csv(10), name="birds.csv", chunk_size=10)
-    services.split(job.pk)
-    real_parse = services.parse_chunk
-    monkeypatch.setattr(services, "parse_chunk", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("database blip")))
+def test_a_run_that_ends_with_an_exception_does_not_count_as_a_crash(
+    captured_messages, clean_index, monkeypatch
+):
+    job = pipeline.submit(_csv(10), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
+    real_parse = indexer.parse_chunk
+    monkeypatch.setattr(
+        indexer, "parse_chunk", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("database blip"))
+    )
     for _ in range(settings.QUERN_MAX_CHUNK_ATTEMPTS + 2):
         with pytest.raises(RuntimeError):
-            services.index_chunk(job.pk, 0)
-    monkeypatch.setattr(services, "parse_chunk", real_parse)
-    services.index_chunk(job.pk, 0)
+            pipeline.index_chunk(job.pk, 0)
+    monkeypatch.setattr(indexer, "parse_chunk", real_parse)
+    pipeline.index_chunk(job.pk, 0)
     assert Chunk.objects.get(job=job, number=0).done_at is not None
 
 
-def test_cancel_skips_undone_chunks_purges_the_done_ones_and_keeps_the_previous_version(captured_messages, clean_index):
-    first = _run_one_chunk(services.submit(io.BytesIO(b"id,text\n1,old gannet\n"), name="birds.csv"))
-    second = services.submit(_csv(30), name="birds.csv", chunk_size=10, replace=first.document_id)
-    services.split(second.pk)
-    services.index_chunk(second.pk, 0)
+def test_cancel_skips_undone_chunks_purges_the_done_ones_and_keeps_the_previous_version(
+    captured_messages, clean_index
+):
+    first = _run_one_chunk(pipeline.submit(io.BytesIO(b"id,text\n1,old gannet\n"), name="birds.csv"))
+    second = pipeline.submit(
+        _csv(30), name="birds.csv", replace=first.document_id, options=SubmitOptions(chunk_size=10)
+    )
+    pipeline.split(second.pk)
+    pipeline.index_chunk(second.pk, 0)
     captured_messages.clear()
 
-    cancelled = services.cancel(second.pk)
+    cancelled = pipeline.cancel(second.pk)
     assert cancelled.status == Status.CANCELLED and cancelled.finished_at is not None
     assert captured_messages == [("quern.purge_job", [second.pk])]
-    services.index_chunk(second.pk, 1)  # a message still queued: skipped
+    pipeline.index_chunk(second.pk, 1)  # a message still queued: skipped
     assert Chunk.objects.get(job=second, number=1).done_at is None
-    services.purge_job(second.pk)
+    pipeline.purge_job(second.pk)
     assert Record.objects.filter(job=second).count() == 0
     assert _search_total("gannet") == 1  # the previous version, still live
     second.document.refresh_from_db()
     assert second.document.live_job_id == first.pk
-    assert services.cancel(second.pk).status == Status.CANCELLED  # twice: the same state
+    assert pipeline.cancel(second.pk).status == Status.CANCELLED  # twice: the same state
 
 
-def test_a_chunk_running_when_its_job_is_cancelled_writes_nothing(captured_messages, clean_index, monkeypatch):
-    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
-    services.split(job.pk)
+def test_a_chunk_running_when_its_job_is_cancelled_writes_nothing(
+    captured_messages, clean_index, monkeypatch
+):
+    job = pipeline.submit(_csv(20), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
     backend = get_backend()
     real_index = type(backend).index_records
 
@@ -256,7 +283,7 @@ def test_a_chunk_running_when_its_job_is_cancelled_writes_nothing(captured_messa
         Job.objects.filter(pk=job.pk).update(status=Status.CANCELLED)
 
     monkeypatch.setattr(type(backend), "index_records", cancelled_meanwhile)
-    services.index_chunk(job.pk, 0)
+    pipeline.index_chunk(job.pk, 0)
     assert Record.objects.filter(job=job).count() == 0
     assert Chunk.objects.get(job=job, number=0).done_at is None
 
@@ -264,41 +291,46 @@ def test_a_chunk_running_when_its_job_is_cancelled_writes_nothing(captured_messa
 def test_cancel_refuses_a_finished_job_and_retry_refuses_an_unfinished_one(captured_messages, clean_index):
     from indexing.errors import QuernError
 
-    done = _run_one_chunk(services.submit(io.BytesIO(b"a gannet\n"), name="a.txt"))
+    done = _run_one_chunk(pipeline.submit(io.BytesIO(b"a gannet\n"), name="a.txt"))
     with pytest.raises(QuernError) as error:
-        services.cancel(done.pk)
+        pipeline.cancel(done.pk)
     assert (error.value.code, error.value.status) == ("not_cancellable", 409)
     with pytest.raises(QuernError) as error:
-        services.retry(done.pk)
+        pipeline.retry(done.pk)
     assert (error.value.code, error.value.status) == ("not_retryable", 409)
 
 
 def test_retry_of_a_cancelled_job_is_a_new_job_over_the_same_input(captured_messages, clean_index):
-    job = services.submit(_csv(20), name="birds.csv", chunk_size=10)
-    services.cancel(job.pk)
+    job = pipeline.submit(_csv(20), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.cancel(job.pk)
     captured_messages.clear()
-    again = services.retry(job.pk)
-    assert (again.document_id, again.sha256, again.chunk_size, again.retry_of_id) == (job.document_id, job.sha256, 10, job.pk)
+    again = pipeline.retry(job.pk)
+    assert (again.document_id, again.sha256, again.chunk_size, again.retry_of_id) == (
+        job.document_id,
+        job.sha256,
+        10,
+        job.pk,
+    )
     assert captured_messages == [("quern.split", [again.pk])]
-    services.split(again.pk)
+    pipeline.split(again.pk)
     for number in range(2):
-        services.index_chunk(again.pk, number)
-    services.finalize(again.pk)
+        pipeline.index_chunk(again.pk, number)
+    pipeline.finalize(again.pk)
     again.refresh_from_db()
     assert again.status == Status.SUCCEEDED
     assert _search_total("gannet") == 20
 
 
 def test_waiting_work_counts_unsplit_jobs_and_undone_chunks(captured_messages, clean_index):
-    from indexing import backpressure
+    from indexing.pipeline import backpressure
 
-    queued = services.submit(_csv(5), name="a.csv")
-    indexing_job = services.submit(_csv(30), name="b.csv", chunk_size=10)
-    services.split(indexing_job.pk)
-    services.index_chunk(indexing_job.pk, 0)
+    queued = pipeline.submit(_csv(5), name="a.csv")
+    indexing_job = pipeline.submit(_csv(30), name="b.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(indexing_job.pk)
+    pipeline.index_chunk(indexing_job.pk, 0)
     assert backpressure.waiting_work() == backpressure.Waiting(jobs=1, chunks=2)
     assert backpressure.over_limit(3) and not backpressure.over_limit(4)
-    services.cancel(queued.pk)
+    pipeline.cancel(queued.pk)
     assert backpressure.waiting_work().total == 2
 
 
@@ -310,7 +342,7 @@ def test_a_full_rabbitmq_queue_refuses_publishes_under_the_policy_and_confirms_r
     from amqp.exceptions import MessageNacked
     from kombu import Connection, Exchange, Producer, Queue
 
-    from indexing.backpressure import broker_vhost, policy_command
+    from indexing.broker.policy import broker_vhost, policy_command
 
     if not settings.CELERY_BROKER_URL.startswith("amqp://") or not shutil.which("rabbitmqctl"):
         pytest.skip("RabbitMQ (with rabbitmqctl on this host) only")
@@ -323,8 +355,15 @@ def test_a_full_rabbitmq_queue_refuses_publishes_under_the_policy_and_confirms_r
         queue(connection.default_channel).purge()
         subprocess.run(command, check=True, capture_output=True, timeout=60)
         listing = ["rabbitmqctl", "list_queues", "-q", "-p", broker_vhost(), "name", "policy"]
-        wait_for(lambda: f"{name}\t{name}" in subprocess.run(listing, capture_output=True, text=True, timeout=60).stdout,
-                 timeout=20, interval=0.2, message="the policy to apply")
+        wait_for(
+            lambda: (
+                f"{name}\t{name}"
+                in subprocess.run(listing, capture_output=True, text=True, timeout=60).stdout
+            ),
+            timeout=20,
+            interval=0.2,
+            message="the policy to apply",
+        )
         try:
             producer = Producer(connection.default_channel, exchange=queue.exchange, routing_key=name)
             for n in range(3):
@@ -332,5 +371,7 @@ def test_a_full_rabbitmq_queue_refuses_publishes_under_the_policy_and_confirms_r
             with pytest.raises(MessageNacked):
                 producer.publish({"n": 3}, retry=False)
         finally:
-            subprocess.run(["rabbitmqctl", "clear_policy", "-p", broker_vhost(), name], capture_output=True, timeout=60)
+            subprocess.run(
+                ["rabbitmqctl", "clear_policy", "-p", broker_vhost(), name], capture_output=True, timeout=60
+            )
             queue(connection.channel()).delete()

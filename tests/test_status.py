@@ -1,14 +1,14 @@
 """The live view: /status/ and GET /api/status against the real worker and broker."""
+
 from __future__ import annotations
 
 import shutil
 import subprocess
 
 import pytest
-
 from django.conf import settings
 
-from indexing import events
+from indexing import broker
 from indexing.models import Status
 from tests.conftest import WORKER_NAME, wait_for, wait_for_job
 
@@ -28,7 +28,11 @@ def test_status_is_for_staff_only(client):
 def test_status_shows_queues_workers_jobs_and_records_per_minute(admin_client, pipeline):
     from project.celery import app
 
-    response = admin_client.post("/api/documents", data={"name": "s.txt", "content": "one\n\ntwo\n\nthree\n"}, content_type="application/json")
+    response = admin_client.post(
+        "/api/documents",
+        data={"name": "s.txt", "content": "one\n\ntwo\n\nthree\n"},
+        content_type="application/json",
+    )
     job = wait_for_job(response.json()["id"])
     assert job.status == Status.SUCCEEDED
 
@@ -38,7 +42,7 @@ def test_status_shows_queues_workers_jobs_and_records_per_minute(admin_client, p
     worker = next(w for w in status["workers"] if w["name"] == WORKER)
     assert worker["queues"] == ["backfill", "index", "ingest"]
     # quern.submit (the open queue) is shown where it exists: on RabbitMQ.
-    expected = ["ingest", "index", "backfill"] + (["quern.submit"] if events.enabled() else [])
+    expected = ["ingest", "index", "backfill"] + (["quern.submit"] if broker.is_rabbitmq() else [])
     assert [q["name"] for q in status["queues"]] == expected
     for queue in status["queues"]:
         # The session's worker consumes the task queues; no `manage.py consume` runs here.
@@ -61,7 +65,7 @@ def test_queue_numbers_match_rabbitmqctl_and_celery_inspect_at_the_same_moment(a
 
     if not settings.CELERY_BROKER_URL.startswith("amqp://") or not shutil.which("rabbitmqctl"):
         pytest.skip("RabbitMQ (with rabbitmqctl on this host) only")
-    from indexing.backpressure import broker_vhost
+    from indexing.broker.policy import broker_vhost
 
     app.control.cancel_consumer("backfill", destination=[WORKER], reply=True, timeout=5)
     try:
@@ -69,16 +73,37 @@ def test_queue_numbers_match_rabbitmqctl_and_celery_inspect_at_the_same_moment(a
             app.send_task("quern.purge_job", args=[10**12 + n], queue="backfill")
         status = admin_client.get("/api/status").json()
         listing = subprocess.run(
-            ["rabbitmqctl", "list_queues", "-q", "-p", broker_vhost(), "name", "messages_ready", "messages_unacknowledged", "consumers"],
-            capture_output=True, text=True, timeout=60, check=True,
+            [
+                "rabbitmqctl",
+                "list_queues",
+                "-q",
+                "-p",
+                broker_vhost(),
+                "name",
+                "messages_ready",
+                "messages_unacknowledged",
+                "consumers",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout
         rows = [line.split("\t") for line in listing.strip().splitlines()]
-        broker = {name: (int(r), int(u), int(c)) for name, r, u, c in rows if r.isdigit()}  # past the header line
+        broker = {
+            name: (int(r), int(u), int(c)) for name, r, u, c in rows if r.isdigit()
+        }  # past the header line
         ours = {q["name"]: (q["ready"], q["unacked"], q["consumers"]) for q in status["queues"]}
         assert ours["backfill"] == broker["backfill"] == (7, 0, 0)
         assert ours["ingest"] == broker["ingest"] and ours["index"] == broker["index"]
         inspected = app.control.inspect(timeout=1).active() or {}
-        assert {w["name"]: len(w["active"]) for w in status["workers"]} == {name: len(tasks) for name, tasks in inspected.items()}
+        assert {w["name"]: len(w["active"]) for w in status["workers"]} == {
+            name: len(tasks) for name, tasks in inspected.items()
+        }
     finally:
         app.control.add_consumer("backfill", destination=[WORKER], reply=True, timeout=5)
-    wait_for(lambda: admin_client.get("/api/status").json()["queues"][2]["ready"] == 0, timeout=30, message="the backfill queue to drain")
+    wait_for(
+        lambda: admin_client.get("/api/status").json()["queues"][2]["ready"] == 0,
+        timeout=30,
+        message="the backfill queue to drain",
+    )

@@ -1,17 +1,16 @@
 """CSV: a header row, then one record per row; quoted fields may hold line breaks."""
+
 from __future__ import annotations
 
 import csv
 import re
 from collections.abc import Iterator
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from indexing.formats.encoding import MAX_LINE, Utf8Source, decode_chunk
+from indexing.formats.outline import Outline
 from indexing.formats.records import TITLE_FIELDS, ParsedRecord, ParseError, RecordError
-
-if TYPE_CHECKING:
-    from indexing.formats.split import Outline
 
 DELIMITERS = ",;\t|"  # in order of preference when a header has as many of one as of another
 _QUOTED = re.compile(r'"[^"]*"')
@@ -249,7 +248,7 @@ class _RowMapper:
                     key or str(ordinal),
                     title,
                     join(filter(None, map(strip, body(row)))),
-                    dict(zip(names, row if values is None else values(row))),
+                    dict(zip(names, row if values is None else values(row), strict=True)),
                 )
             )
         return records

@@ -1,4 +1,5 @@
 """Text encodings: pick the codec, transcode to UTF-8, and read a UTF-8 file in checked blocks."""
+
 from __future__ import annotations
 
 import codecs

@@ -1,24 +1,49 @@
 """HTML: one record per section; a section starts at each <h1>..<h6> outside script and style."""
+
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING
 
 from indexing.formats.encoding import Utf8Source, decode_chunk
+from indexing.formats.outline import Outline
 from indexing.formats.records import ParsedRecord, RecordError
-
-if TYPE_CHECKING:
-    from indexing.formats.split import Outline
 
 HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 # Elements whose content is never visible text.
 HIDDEN = frozenset({"script", "style", "noscript", "template"})
 # Inline elements do not separate words; every other tag does.
 INLINE = frozenset(
-    "a abbr b bdi bdo cite code data dfn em font i kbd mark q s samp small span strong sub sup "
-    "time tt u var wbr".split()
+    [
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "cite",
+        "code",
+        "data",
+        "dfn",
+        "em",
+        "font",
+        "i",
+        "kbd",
+        "mark",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "time",
+        "tt",
+        "u",
+        "var",
+        "wbr",
+    ]
 )
 
 

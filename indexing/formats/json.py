@@ -1,17 +1,15 @@
 """JSON: one object (one record) or a top-level array whose elements are the records."""
+
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from indexing.formats.encoding import Utf8Source, decode_chunk
 from indexing.formats.jsonl import describe_json
+from indexing.formats.outline import Outline
 from indexing.formats.records import ParsedRecord, ParseError, RecordError, record_from_object
-
-if TYPE_CHECKING:
-    from indexing.formats.split import Outline
 
 _TOKEN = re.compile(rb"[^ \t\r\n]")
 _STRING_STOP = re.compile(rb'["\\]')
@@ -281,7 +279,7 @@ def _add(
             RecordError(
                 "json_not_object",
                 f"Element {ordinal + 1:,} of the array (line {line:,}) is {describe_json(value)}, "
-                "not an object. Each element must be a JSON object, e.g. {\"id\": 1, \"text\": \"…\"}.",
+                'not an object. Each element must be a JSON object, e.g. {"id": 1, "text": "…"}.',
                 line=line,
                 record=ordinal,
             )

@@ -1,22 +1,18 @@
 """JSON Lines: one JSON object per non-blank line."""
+
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from indexing.formats.encoding import ASCII_SPACE, Utf8Source, decode_chunk
+from indexing.formats.outline import Outline
 from indexing.formats.records import ParsedRecord, RecordError, record_from_object
-
-if TYPE_CHECKING:
-    from indexing.formats.split import Outline
 
 
 def split_units(source: Utf8Source, outline: Outline) -> Iterator[tuple[int, int]]:
     """Yield (byte, line) of each non-blank line."""
-    number = 0
-    for pos, part in source.lines():
-        number += 1
+    for number, (pos, part) in enumerate(source.lines(), 1):
         if part.strip():
             yield pos, number
 

@@ -1,15 +1,13 @@
 """Markdown: one record per section; a section starts at each ATX heading outside code fences."""
+
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from indexing.formats.encoding import Utf8Source, decode_chunk
+from indexing.formats.outline import Outline
 from indexing.formats.records import ParsedRecord, RecordError
-
-if TYPE_CHECKING:
-    from indexing.formats.split import Outline
 
 _HEADING_START = re.compile(rb"^ {0,3}#{1,6}(?:[ \t]|\r?$)")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t\r]*$")

@@ -1,4 +1,5 @@
 """Parsing: the records of one chunk, whatever its format."""
+
 from __future__ import annotations
 
 import gc

@@ -1,4 +1,5 @@
 """What every parser yields: records, per-record errors, and the one error that fails a document."""
+
 from __future__ import annotations
 
 import json

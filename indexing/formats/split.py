@@ -1,4 +1,5 @@
 """Chunk boundaries: stream a UTF-8 document once and cut it into chunks of whole record units."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from indexing.formats import jsonl as jsonl_format
 from indexing.formats import markdown as markdown_format
 from indexing.formats import text as text_format
 from indexing.formats.encoding import Utf8Source
+from indexing.formats.outline import Outline
 from indexing.formats.records import ParseError
 
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "json", "html", "markdown", "text")
@@ -38,16 +40,6 @@ class SplitResult:
     dialect: dict | None = None  # CSV: {"delimiter": ",", "quotechar": '"'} for parse_chunk
 
 
-@dataclass
-class Outline:
-    """What a format's splitter learns besides unit starts."""
-
-    header: list[str] | None = None
-    title: str | None = None
-    dialect: dict | None = None
-    end: int | None = None  # end of the last unit when it is not the end of the file (JSON)
-
-
 UnitSplitter = Callable[[Utf8Source, Outline], Iterator[tuple[int, int]]]
 
 _SPLITTERS: dict[str, UnitSplitter] = {
@@ -60,7 +52,9 @@ _SPLITTERS: dict[str, UnitSplitter] = {
 }
 
 
-def split_document(stream: BinaryIO, fmt: str, chunk_size: int, max_chunk_bytes: int | None = None) -> SplitResult:
+def split_document(
+    stream: BinaryIO, fmt: str, chunk_size: int, max_chunk_bytes: int | None = None
+) -> SplitResult:
     """Read `stream` (UTF-8) once, check its structure, and cut it into chunks of `chunk_size` units.
 
     With `max_chunk_bytes`, a chunk also closes before the unit that starts that many bytes after
@@ -82,7 +76,11 @@ def split_document(stream: BinaryIO, fmt: str, chunk_size: int, max_chunk_bytes:
     in_chunk = 0
     chunk_start = 0
     for start, line in splitter(source, outline):
-        if not in_chunk or in_chunk >= chunk_size or (max_chunk_bytes and start - chunk_start >= max_chunk_bytes):
+        if (
+            not in_chunk
+            or in_chunk >= chunk_size
+            or (max_chunk_bytes and start - chunk_start >= max_chunk_bytes)
+        ):
             starts.append((start, line, units))
             chunk_start, in_chunk = start, 0
         in_chunk += 1

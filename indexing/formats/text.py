@@ -1,22 +1,18 @@
 """Plain text: one record per paragraph; paragraphs are separated by blank lines."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from indexing.formats.encoding import ASCII_SPACE, Utf8Source, decode_chunk
+from indexing.formats.outline import Outline
 from indexing.formats.records import ParsedRecord, RecordError
-
-if TYPE_CHECKING:
-    from indexing.formats.split import Outline
 
 
 def split_units(source: Utf8Source, outline: Outline) -> Iterator[tuple[int, int]]:
     """Yield (byte, line) of the first line of each paragraph."""
-    number = 0
     blank = True
-    for pos, part in source.lines():
-        number += 1
+    for number, (pos, part) in enumerate(source.lines(), 1):
         if not part.strip():
             blank = True
         elif blank:

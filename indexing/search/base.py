@@ -1,10 +1,12 @@
 """The search backend interface: one implementation per database vendor."""
+
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 from django.db import connection, transaction
@@ -57,6 +59,7 @@ class Hit:
 class SearchPage:
     total: int
     hits: list[Hit] = field(default_factory=list)
+    took_ms: float = 0.0
 
 
 class SearchBackend:
@@ -82,7 +85,8 @@ class SearchBackend:
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT min(ordinal), max(ordinal) FROM"
-                    " (SELECT ordinal FROM indexing_record WHERE job_id = %s ORDER BY ordinal LIMIT %s) AS first_batch",
+                    " (SELECT ordinal FROM indexing_record WHERE job_id = %s ORDER BY ordinal LIMIT %s)"
+                    " AS first_batch",
                     [job_id, batch],
                 )
                 low, high = cursor.fetchone()

@@ -1,8 +1,9 @@
 """PostgreSQL full-text search: Record.search (tsvector, title A / body B, config english) + GIN."""
+
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from django.db import connection
 

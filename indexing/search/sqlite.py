@@ -4,10 +4,11 @@ The FTS5 table keeps its own copy of title and body rather than being an externa
 table: deleting rows of an external-content table needs the exact old values, and a slip
 corrupts it (PITFALLS.md). Created by migration 0002.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from django.db import connection
 
@@ -34,8 +35,7 @@ class SqliteBackend(SearchBackend):
         if not records:
             return
         rows = [
-            (job_id, document_id, r.ordinal, r.key, r.title, r.body, fields_json(r.fields))
-            for r in records
+            (job_id, document_id, r.ordinal, r.key, r.title, r.body, fields_json(r.fields)) for r in records
         ]
         with connection.cursor() as cursor:
             cursor.executemany(
@@ -54,7 +54,10 @@ class SqliteBackend(SearchBackend):
         where = "job_id = %s AND ordinal BETWEEN %s AND %s"
         params = [job_id, first_ordinal, last_ordinal]
         with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid IN (SELECT id FROM indexing_record WHERE {where})", params)
+            cursor.execute(
+                f"DELETE FROM {FTS_TABLE} WHERE rowid IN (SELECT id FROM indexing_record WHERE {where})",
+                params,
+            )
             cursor.execute(f"DELETE FROM indexing_record WHERE {where}", params)
             return cursor.rowcount
 

@@ -1,4 +1,5 @@
 """Helpers for the format tests: fixture files and a whole-document split + parse."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """CSV: header, quoted line breaks, dialects, ragged rows, chunk boundaries."""
+
 from __future__ import annotations
 
 import io
@@ -173,7 +174,12 @@ def test_csv_parses_100k_rows_in_one_chunk():
     result = split_document(io.BytesIO(data), "csv", 100_000)
     chunk = result.chunks[0]
     records, errors = parse_chunk(
-        data[chunk.start : chunk.end], "csv", first_ordinal=0, first_line=2, header=result.header, dialect=result.dialect
+        data[chunk.start : chunk.end],
+        "csv",
+        first_ordinal=0,
+        first_line=2,
+        header=result.header,
+        dialect=result.dialect,
     )
     assert len(records) == 100_000 and errors == []
     assert records[-1].body == "src\nref-99999\nSentence number 99999, with a comma"

@@ -1,4 +1,5 @@
 """detect_format: the declared type, then the file name, then the first bytes."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Encodings: picking the codec, transcoding to UTF-8, refusing undecodable and binary files."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """HTML: sections at headings, visible text only, <title> captured."""
+
 from __future__ import annotations
 
 import io
@@ -41,7 +42,9 @@ def test_html_first_chunk_starts_after_the_body_tag(fixture_bytes):
 
 
 def test_html_without_visible_text_before_the_first_heading_has_no_preface(read_document):
-    result, records, _ = read_document(b"<html><body>\n  <script>x</script>\n<h2>A</h2>b</body></html>", "html")
+    result, records, _ = read_document(
+        b"<html><body>\n  <script>x</script>\n<h2>A</h2>b</body></html>", "html"
+    )
     assert result.units == 1
     assert [(r.ordinal, r.title, r.body) for r in records] == [(0, "A", "b")]
 
@@ -59,6 +62,8 @@ def test_html_heading_offsets_are_bytes_after_multibyte_text(fixture_bytes):
 
 
 def test_html_head_content_is_not_a_preface(read_document):
-    result, records, _ = read_document(b"<html><head><title>T</title><meta charset=utf-8></head><h1>H</h1>x", "html")
+    result, records, _ = read_document(
+        b"<html><head><title>T</title><meta charset=utf-8></head><h1>H</h1>x", "html"
+    )
     assert result.title == "T"
     assert [(r.title, r.body) for r in records] == [("H", "x")]

@@ -1,4 +1,5 @@
 """JSON: one object, or an array of objects found by a streaming structure scan."""
+
 from __future__ import annotations
 
 import io
@@ -13,10 +14,15 @@ def test_json_array_elements_are_records_and_non_objects_are_errors(read_documen
     result, records, errors = read_document(fixture_bytes("array.json"), "json")
     assert result.units == 7
     assert [r.key for r in records] == ["1", "b2", "2", "5", "7"]
-    assert [(e.code, e.line, e.record) for e in errors] == [("json_not_object", 5, 3), ("json_not_object", 7, 5)]
+    assert [(e.code, e.line, e.record) for e in errors] == [
+        ("json_not_object", 5, 3),
+        ("json_not_object", 7, 5),
+    ]
 
 
-def test_json_strings_with_brackets_and_escaped_quotes_do_not_confuse_the_scanner(read_document, fixture_bytes):
+def test_json_strings_with_brackets_and_escaped_quotes_do_not_confuse_the_scanner(
+    read_document, fixture_bytes
+):
     _, records, _ = read_document(fixture_bytes("array.json"), "json")
     assert records[0].title == "Brackets [in] {strings}"
     assert records[0].fields["text"] == 'a "quoted" ] and } and \\'
@@ -39,7 +45,7 @@ def test_json_single_object_is_one_record(read_document, fixture_bytes):
 
 def test_json_array_spanning_many_chunks_and_blocks_keeps_every_element(read_document):
     items = [
-        {"id": i, "title": f"t{i} ]}}", "text": "x\\\"[{" * (i % 5), "nested": {"a": [i, {"b": "}"}]}}
+        {"id": i, "title": f"t{i} ]}}", "text": 'x\\"[{' * (i % 5), "nested": {"a": [i, {"b": "}"}]}}
         for i in range(3000)
     ]
     data = json.dumps(items, indent=2).encode()
@@ -78,15 +84,24 @@ def test_json_empty_array_has_no_records():
         (b'[{"id": 1},\n {"id": 2}', 2, 13),  # array never closed
         (b'[{"id": 1},\n {"id": "2}]\n', 2, 13),  # string never closed: where the element starts
         (b'{"id": 1}\n{"id": 2}\n', 2, 10),  # garbage after the end (this is jsonl)
-        (b'\n\n42\n', 3, 2),  # top level is not an object or array
+        (b"\n\n42\n", 3, 2),  # top level is not an object or array
         (b'[{"id": 1},,{"id": 2}]', 1, 11),  # empty element
         (b'[{"id": 1},\n]', 2, 12),  # trailing comma
         (b'[{"id": 1} {"id": 2}]', 1, 11),  # missing comma
         (b'[{"id": [1}]', 1, 10),  # mismatched bracket
         (b'{"id": 1', 1, 0),  # object never closed
     ],
-    ids=["unclosed-array", "unclosed-string", "garbage-after", "scalar-top", "empty-element",
-         "trailing-comma", "missing-comma", "mismatch", "unclosed-object"],
+    ids=[
+        "unclosed-array",
+        "unclosed-string",
+        "garbage-after",
+        "scalar-top",
+        "empty-element",
+        "trailing-comma",
+        "missing-comma",
+        "mismatch",
+        "unclosed-object",
+    ],
 )
 def test_json_broken_structure_fails_the_document_with_line_and_byte(data, line, byte):
     with pytest.raises(ParseError) as error:

@@ -1,4 +1,5 @@
 """JSON Lines: one object per line; bad lines are record errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -30,7 +31,10 @@ def test_jsonl_blank_lines_are_skipped_and_not_counted(read_document):
 def test_jsonl_line_that_is_not_an_object_is_an_error(read_document):
     _, records, errors = read_document(b'{"id": 1}\n[1, 2]\n"text"\n', "jsonl")
     assert [r.key for r in records] == ["1"]
-    assert [(e.code, e.line, e.record) for e in errors] == [("jsonl_not_object", 2, 1), ("jsonl_not_object", 3, 2)]
+    assert [(e.code, e.line, e.record) for e in errors] == [
+        ("jsonl_not_object", 2, 1),
+        ("jsonl_not_object", 3, 2),
+    ]
 
 
 def test_jsonl_maps_fields_like_json(read_document):

@@ -1,4 +1,5 @@
 """Markdown: sections at ATX headings outside code fences, light markup stripped."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Plain text: paragraphs separated by blank lines."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """manage.py consume — take documents submitted over AMQP on quern.submit (RabbitMQ only)."""
+
 from __future__ import annotations
 
 import signal
@@ -6,22 +7,26 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from indexing import events
-from indexing.open_queue import SubmitConsumer, broker_connection
+from indexing import broker
+from indexing.broker.consumer import broker_connection
+from indexing.consumers import submit_consumer
 
 
 class Command(BaseCommand):
-    help = "Consume quern.submit: store each submitted document and its job, answer reply_to, dead-letter bad messages."
+    help = (
+        "Consume quern.submit: store each submitted document and its job, answer reply_to, "
+        "dead-letter bad messages."
+    )
 
     def handle(self, *args, **options) -> None:
-        if not events.enabled():
+        if not broker.is_rabbitmq():
             raise CommandError(
                 f"The open queue needs RabbitMQ: CELERY_BROKER_URL is {settings.CELERY_BROKER_URL!r}. "
                 "Other programs cannot reach the filesystem broker, it cannot redeliver a message whose "
                 "consumer died, and it has no exchanges to publish events on. Use an amqp:// URL."
             )
         with broker_connection() as connection:
-            consumer = SubmitConsumer(connection)
+            consumer = submit_consumer(connection)
 
             def stop(signum, frame) -> None:  # finish the message in hand, then leave
                 consumer.should_stop = True

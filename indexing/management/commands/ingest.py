@@ -1,4 +1,5 @@
 """manage.py ingest PATH… — submit files; --wait follows the jobs to the end."""
+
 from __future__ import annotations
 
 import sys
@@ -7,9 +8,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from indexing import services
+from indexing import pipeline
 from indexing.errors import QuernError
 from indexing.models import Job, Source, Status
+from indexing.schemas import ApiSubmitOptions, validated
 
 
 class Command(BaseCommand):
@@ -17,31 +19,42 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("paths", nargs="+", type=Path)
-        parser.add_argument("--format", help="csv, jsonl, json, html, markdown or text (default: from the name or content)")
+        parser.add_argument(
+            "--format", help="csv, jsonl, json, html, markdown or text (default: from the name or content)"
+        )
         parser.add_argument("--encoding", help="the files' encoding if not UTF-8 (e.g. cp1252)")
         parser.add_argument("--chunk-size", type=int, help="records per index task")
-        parser.add_argument("--replace", type=int, help="make the (single) file a new version of this document id")
+        parser.add_argument(
+            "--replace", type=int, help="make the (single) file a new version of this document id"
+        )
         parser.add_argument("--wait", action="store_true", help="wait for the jobs to end, showing progress")
-        parser.add_argument("--timeout", type=float, default=0, help="with --wait: give up after this many seconds")
+        parser.add_argument(
+            "--timeout", type=float, default=0, help="with --wait: give up after this many seconds"
+        )
 
     def handle(self, *args, **options) -> None:
         paths: list[Path] = options["paths"]
         if options["replace"] and len(paths) > 1:
             raise CommandError("--replace takes a single file.")
+        try:
+            submit_options = validated(
+                ApiSubmitOptions,
+                {name: options[name] for name in ("format", "encoding", "chunk_size", "replace")},
+            )
+        except QuernError as error:
+            raise CommandError(f"--{(error.field or '').replace('_', '-')}: {error.message}") from None
         jobs = []
         for path in paths:
             if not path.is_file():
                 raise CommandError(f"{path}: no such file.")
             try:
                 with path.open("rb") as stream:
-                    job = services.submit(
+                    job = pipeline.submit(
                         stream,
                         name=path.name,
+                        options=submit_options,
                         source=Source.CLI,
-                        format=options["format"],
-                        encoding=options["encoding"],
-                        chunk_size=options["chunk_size"],
-                        replace=options["replace"],
+                        replace=submit_options.replace,
                     )
             except QuernError as error:
                 raise CommandError(f"{path}: {error.message}") from None

@@ -6,6 +6,7 @@ until each new one succeeds. By default it feeds and shows progress until the ba
 with --detach it leaves the feeding to `celery beat`. Stopped midway (Ctrl-C, a restart), it
 resumes where it stopped: `--resume ID`, or beat carries on by itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from indexing import backfill as backfills
 from indexing.errors import QuernError
 from indexing.models import Backfill, BackfillStatus
+from indexing.pipeline import backfills
+from indexing.schemas import SubmitOptions, validated
 
 
 class Command(BaseCommand):
@@ -26,13 +28,21 @@ class Command(BaseCommand):
         which = parser.add_mutually_exclusive_group()
         which.add_argument("--all", action="store_true", help="every document")
         which.add_argument("--document", type=int, nargs="+", metavar="ID", help="these document ids")
-        which.add_argument("--resume", type=int, metavar="BACKFILL", help="carry on feeding an earlier backfill")
+        which.add_argument(
+            "--resume", type=int, metavar="BACKFILL", help="carry on feeding an earlier backfill"
+        )
         parser.add_argument("--since", metavar="DATE", help="documents created on or after DATE (2026-01-31)")
-        parser.add_argument("--format", help="documents of this format (csv, jsonl, json, html, markdown, text)")
+        parser.add_argument(
+            "--format", help="documents of this format (csv, jsonl, json, html, markdown, text)"
+        )
         parser.add_argument("--failed", action="store_true", help="documents whose latest job failed")
         parser.add_argument("--chunk-size", type=int, help="records per index task for the new jobs")
-        parser.add_argument("--detach", action="store_true", help="start it and return; celery beat feeds the rest")
-        parser.add_argument("--timeout", type=float, default=0, help="stop following after this many seconds (it goes on)")
+        parser.add_argument(
+            "--detach", action="store_true", help="start it and return; celery beat feeds the rest"
+        )
+        parser.add_argument(
+            "--timeout", type=float, default=0, help="stop following after this many seconds (it goes on)"
+        )
         parser.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
 
     def handle(self, *args, **options) -> None:
@@ -49,12 +59,16 @@ class Command(BaseCommand):
                 "failed": options["failed"],
             }
             try:
-                backfill = backfills.start(filters, chunk_size=options["chunk_size"])
+                chunk_size = validated(SubmitOptions, {"chunk_size": options["chunk_size"]}).chunk_size
+                backfill = backfills.start(filters, chunk_size=chunk_size)
             except QuernError as error:
                 raise CommandError(error.message) from None
             self.stdout.write(f"Backfill {backfill.pk}: {backfill.total:,} document(s) to re-index.")
         if options["detach"]:
-            self.stdout.write(f"Detached: celery beat feeds the rest. Follow it in admin or /status/; resume here with --resume {backfill.pk}.")
+            self.stdout.write(
+                "Detached: celery beat feeds the rest. Follow it in admin or /status/; "
+                f"resume here with --resume {backfill.pk}."
+            )
             return
         if not self.follow(backfill, options["timeout"], options["interval"]):
             sys.exit(1)
@@ -76,9 +90,10 @@ class Command(BaseCommand):
             if backfill.status in (BackfillStatus.DONE, BackfillStatus.CANCELLED):
                 break
             if deadline and time.monotonic() > deadline:
-                self.stderr.write(f"\nStopped following after {timeout:g} s; resume with --resume {backfill.pk}.")
+                self.stderr.write(
+                    f"\nStopped following after {timeout:g} s; resume with --resume {backfill.pk}."
+                )
                 return False
             time.sleep(interval)
         self.stdout.write(("\n" if interactive else "") + line)
         return p["failed"] == 0 and backfill.status == BackfillStatus.DONE
-

@@ -6,6 +6,7 @@ QUERN_BACKFILL_WINDOW, so a backfill of 100,000 documents never puts 100,000 wor
 broker at once, and interactive submissions keep room under QUERN_MAX_WAITING. Its jobs are
 `source=backfill`: their messages go to the backfill queue, never ahead of interactive work.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -17,10 +18,11 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from indexing import services
-from indexing.backpressure import waiting_work
 from indexing.errors import QuernError
 from indexing.models import ACTIVE_STATUSES, Backfill, BackfillStatus, Document, Job, Source, Status
+from indexing.pipeline.backpressure import waiting_work
+from indexing.pipeline.finish import cancel as cancel_job
+from indexing.pipeline.intake import reindex
 
 FILTER_NAMES = ("all", "ids", "since", "format", "failed")
 
@@ -30,7 +32,9 @@ def _since(value: str) -> datetime:
     if moment is None:
         day = parse_date(value)
         if day is None:
-            raise QuernError("bad_parameter", f"since must be a date (2026-01-31) or a date and time; got {value!r}.")
+            raise QuernError(
+                "bad_parameter", f"since must be a date (2026-01-31) or a date and time; got {value!r}."
+            )
         moment = datetime(day.year, day.month, day.day)
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
@@ -52,7 +56,11 @@ def matching_documents(filters: dict[str, Any]) -> QuerySet[Document]:
 
 def start(filters: dict[str, Any], *, chunk_size: int | None = None) -> Backfill:
     """Record a backfill and feed its first window of jobs (the rest follow as capacity frees)."""
-    filters = {name: value for name, value in filters.items() if name in FILTER_NAMES and value not in (None, False, [], "")}
+    filters = {
+        name: value
+        for name, value in filters.items()
+        if name in FILTER_NAMES and value not in (None, False, [], "")
+    }
     if not filters:
         raise QuernError("bad_parameter", "Say which documents: all, ids, since, format or failed.")
     if filters.get("since"):
@@ -67,8 +75,14 @@ def start(filters: dict[str, Any], *, chunk_size: int | None = None) -> Backfill
 def feed(backfill_id: int | None = None) -> int:
     """Give jobs to the next documents of running backfills while there is room; returns how many."""
     started = 0
-    ids = [backfill_id] if backfill_id else list(
-        Backfill.objects.filter(status__in=(BackfillStatus.RUNNING, BackfillStatus.FED)).order_by("pk").values_list("pk", flat=True)
+    ids = (
+        [backfill_id]
+        if backfill_id
+        else list(
+            Backfill.objects.filter(status__in=(BackfillStatus.RUNNING, BackfillStatus.FED))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
     )
     for pk in ids:
         started += _feed_one(pk)
@@ -89,9 +103,15 @@ def _feed_one(backfill_id: int) -> int:
         room = settings.QUERN_BACKFILL_WINDOW - waiting_work().total
         if room <= 0:
             return 0
-        documents = list(matching_documents(backfill.filters).filter(pk__gt=backfill.cursor).values_list("pk", flat=True)[:room])
+        documents = list(
+            matching_documents(backfill.filters)
+            .filter(pk__gt=backfill.cursor)
+            .values_list("pk", flat=True)[:room]
+        )
         for document_id in documents:
-            services.reindex(document_id, source=Source.BACKFILL, chunk_size=backfill.chunk_size, backfill_id=backfill.pk)
+            reindex(
+                document_id, source=Source.BACKFILL, chunk_size=backfill.chunk_size, backfill_id=backfill.pk
+            )
         if documents:
             backfill.cursor = documents[-1]
             backfill.submitted += len(documents)
@@ -110,7 +130,7 @@ def cancel(backfill_id: int) -> Backfill:
         backfill.status, backfill.finished_at = BackfillStatus.CANCELLED, timezone.now()
         backfill.save(update_fields=["status", "finished_at", "updated_at"])
         for job_id in backfill.jobs.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
-            services.cancel(job_id)
+            cancel_job(job_id)
     return backfill
 
 

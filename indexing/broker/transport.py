@@ -7,6 +7,7 @@ with it (seen in CI on a burst of 50 submissions; more likely the shorter the po
 Here each message is written under a temporary name outside the queue folder and renamed into
 it, so a consumer only ever sees whole files. Selected in settings (CELERY_BROKER_TRANSPORT).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,17 +1,15 @@
-"""What the pipeline is doing now: queue depths from the broker, workers from Celery, jobs from the database."""
+"""What the broker and the workers say now: queue depths and consumers, workers and their tasks."""
+
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db.models import Count, Min, Sum
-from django.db.models.functions import TruncMinute
-from django.utils import timezone
 
-from indexing.models import ACTIVE_STATUSES, Chunk, Job, Status
+from indexing import broker
+from indexing.broker.queues import SUBMIT_QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -20,10 +18,8 @@ INSPECT_TIMEOUT = 0.5  # seconds: a worker that cannot answer this fast shows as
 
 def queue_names() -> list[str]:
     """The workers' queues, and quern.submit where the open queue runs (RabbitMQ only)."""
-    from indexing import events, open_queue
-
     names = [queue.name for queue in settings.CELERY_TASK_QUEUES]
-    return names + [open_queue.SUBMIT_QUEUE.name] if events.enabled() else names
+    return names + [SUBMIT_QUEUE.name] if broker.is_rabbitmq() else names
 
 
 def queue_depths(names: list[str] | None = None) -> dict[str, dict[str, int | None]]:
@@ -35,14 +31,15 @@ def queue_depths(names: list[str] | None = None) -> dict[str, dict[str, int | No
     """
     names = names or queue_names()
     depths: dict[str, dict[str, int | None]] = {}
-    filesystem = settings.CELERY_BROKER_URL.startswith("filesystem://")
+    filesystem = broker.configured() == "filesystem"
     try:
         with current_app.connection_for_read() as connection:
             for name in names:
                 channel = connection.channel()
                 try:
                     ok = channel.queue_declare(queue=name, passive=True)
-                    depths[name] = {"ready": ok.message_count, "consumers": None if filesystem else ok.consumer_count}
+                    consumers = None if filesystem else ok.consumer_count
+                    depths[name] = {"ready": ok.message_count, "consumers": consumers}
                 except connection.channel_errors:  # NOT_FOUND: never declared, so empty
                     depths[name] = {"ready": 0, "consumers": None if filesystem else 0}
                 finally:
@@ -99,58 +96,11 @@ def _task(task: dict[str, Any]) -> dict[str, Any]:
 
 def queues(online: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Per queue: ready (the broker), unacked (tasks workers hold: active + reserved), consumers."""
-    depths = queue_depths()
     rows = []
-    for name, depth in depths.items():
+    for name, depth in queue_depths().items():
         held = sum(1 for w in online.values() for t in w["active"] + w["reserved"] if t["queue"] == name)
         consumers = depth["consumers"]
         if consumers is None:  # the filesystem broker knows no consumers: count the workers taking from it
             consumers = sum(1 for w in online.values() if name in w["queues"])
         rows.append({"name": name, "ready": depth["ready"], "unacked": held, "consumers": consumers})
     return rows
-
-
-def records_per_minute(now=None) -> list[dict[str, Any]]:
-    """Records indexed in each of the last 60 minutes (chunks done), oldest first, zeros included."""
-    now = (now or timezone.now()).replace(second=0, microsecond=0)
-    start = now - timedelta(minutes=59)
-    rows = (
-        Chunk.objects.filter(done_at__gte=start)
-        .annotate(minute=TruncMinute("done_at"))
-        .values("minute")
-        .annotate(records=Sum("records"))
-    )
-    counts = {row["minute"].replace(second=0, microsecond=0): row["records"] or 0 for row in rows}
-    return [
-        {"minute": (start + timedelta(minutes=n)).isoformat(), "records": counts.get(start + timedelta(minutes=n), 0)}
-        for n in range(60)
-    ]
-
-
-def snapshot() -> dict[str, Any]:
-    """Everything /status/ and GET /api/status show, taken at one moment."""
-    from indexing import backfill as backfills
-    from indexing.backpressure import waiting_work
-    from indexing.models import Backfill, BackfillStatus
-
-    now = timezone.now()
-    online = workers()
-    by_status = dict(Job.objects.order_by().values_list("status").annotate(n=Count("pk")))
-    oldest = Job.objects.filter(status__in=ACTIVE_STATUSES).aggregate(at=Min("created_at"))["at"]
-    oldest_queued = Job.objects.filter(status=Status.QUEUED).aggregate(at=Min("created_at"))["at"]
-    waiting = waiting_work()
-    return {
-        "at": now.isoformat(),
-        "broker": "rabbitmq" if settings.CELERY_BROKER_URL.startswith(("amqp://", "pyamqp://")) else "filesystem",
-        "queues": queues(online),
-        "workers": [{"name": name, **info} for name, info in online.items()],
-        "jobs": {status: by_status.get(status, 0) for status in Status.values},
-        "oldest_waiting_job_seconds": round((now - oldest_queued).total_seconds(), 1) if oldest_queued else None,
-        "oldest_unfinished_job_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
-        "waiting": {"jobs": waiting.jobs, "chunks": waiting.chunks, "total": waiting.total, "limit": settings.QUERN_MAX_WAITING},
-        "records_per_minute": records_per_minute(now),
-        "backfills": [
-            backfills.progress(b)
-            for b in Backfill.objects.filter(status__in=(BackfillStatus.RUNNING, BackfillStatus.FED)).order_by("pk")[:10]
-        ],
-    }

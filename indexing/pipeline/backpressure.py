@@ -7,6 +7,7 @@ leaves out unacked ones; the filesystem broker deletes a message's file as a wor
 loses it for good if that worker's main process dies), and a job's split is one message that later
 becomes one per chunk. One indexed query on Job, whatever the backlog.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,8 +52,8 @@ class Overloaded(QuernError):
         self.retry_after = settings.QUERN_RETRY_AFTER
         super().__init__(
             "overloaded",
-            f"Quern is busy: {waiting:,} pieces of work are waiting (the limit is {limit:,}). Nothing was stored; "
-            f"please submit again in {self.retry_after} seconds.",
+            f"Quern is busy: {waiting:,} pieces of work are waiting (the limit is {limit:,}). Nothing was "
+            f"stored; please submit again in {self.retry_after} seconds.",
         )
 
 
@@ -61,31 +62,3 @@ def check() -> None:
     waiting, limit = waiting_work().total, settings.QUERN_MAX_WAITING
     if waiting >= limit:
         raise Overloaded(waiting, limit)
-
-
-# --- the RabbitMQ safety net --------------------------------------------------------------
-
-POLICY_NAME = "quern-safety-net"
-
-
-def broker_vhost() -> str:
-    """The virtual host of CELERY_BROKER_URL ("/" for amqp://host//)."""
-    from kombu import Connection
-
-    return Connection(settings.CELERY_BROKER_URL).virtual_host or "/"
-
-
-def policy_command(*, queues: list[str] | None = None, max_length: int | None = None, name: str = POLICY_NAME) -> list[str]:
-    """The rabbitmqctl command that caps Quern's queues: x-max-length with overflow reject-publish.
-
-    A policy, not queue arguments: it applies to queues that already exist (declared without
-    arguments) where redeclaring them with x-max-length would fail with PRECONDITION_FAILED.
-    With publisher confirms on (settings), a publish past the cap raises instead of vanishing.
-    """
-    import json
-    import re
-
-    queues = queues or [queue.name for queue in settings.CELERY_TASK_QUEUES]
-    pattern = "^(" + "|".join(re.escape(q) for q in queues) + ")$"
-    definition = {"max-length": max_length or settings.QUERN_BROKER_MAX_LENGTH, "overflow": "reject-publish"}
-    return ["rabbitmqctl", "set_policy", "-p", broker_vhost(), "--apply-to", "queues", name, pattern, json.dumps(definition)]

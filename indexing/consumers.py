@@ -1,0 +1,53 @@
+"""The open queue's edge: a submit message validated, handed to the pipeline, answered.
+
+As the API does for a POST: `take` validates the body through the schema layer, calls
+`pipeline.submit`, and shapes the accepted reply; the broker's SubmitConsumer
+(indexing/broker/consumer.py) owns delivery, acks, replies and dead letters.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.conf import settings
+from kombu import Connection
+
+from indexing import pipeline
+from indexing.broker.consumer import SubmitConsumer
+from indexing.models import Job, Source
+from indexing.pipeline import backpressure
+from indexing.schemas import JobOut, parse_submit_message
+
+
+def accepting_submissions() -> bool:
+    """The backpressure hook: may the consumer take another submit message now?
+
+    While this says False, messages stay on quern.submit untouched (not rejected, not
+    dead-lettered) and are taken once it says True again: past QUERN_MAX_WAITING, as the API's 503.
+    """
+    return not backpressure.over_limit()
+
+
+def take_submission(body: bytes, *, reply_to: str = "", correlation_id: str = "") -> Job:
+    """Validate a submit message's body and store its document and job (one transaction)."""
+    message = parse_submit_message(body, max_bytes=settings.QUERN_MAX_MESSAGE_BYTES)
+    return pipeline.submit(
+        io.BytesIO(message.raw),
+        name=message.name,
+        options=message,
+        source=Source.AMQP,
+        reply_to=reply_to,
+        correlation_id=correlation_id,
+    )
+
+
+def _take(body: bytes, reply_to: str, correlation_id: str) -> dict[str, Any]:
+    job = take_submission(body, reply_to=reply_to, correlation_id=correlation_id)
+    return JobOut.of(job).model_dump(mode="json")
+
+
+def submit_consumer(connection: Connection) -> SubmitConsumer:
+    """The consumer `manage.py consume` runs, wired to this edge."""
+    # Looked up on each call, so a test can close the gate (monkeypatch accepting_submissions).
+    return SubmitConsumer(connection, take=_take, accepting=lambda: accepting_submissions())

@@ -1,0 +1,34 @@
+"""The pipeline: the only code that writes. Edges call these functions; they never call an edge.
+
+Every function here may run twice for the same job (at-least-once delivery); each guards its
+state change with a row lock and the status it expects, so a second run changes nothing.
+
+    intake      submit, reindex, retry: a new job, split after commit
+    splitting   split: chunk boundaries stored, one index_chunk sent per chunk
+    indexer     index_chunk: one chunk's records replaced and marked done
+    finish      finalize, fail, cancel, purge_job: how a job ends
+    notify      the end's event and reply (RabbitMQ)
+    recovery    reconcile: re-send what lost messages left undone
+    dispatch    task messages, after commit, routed by queue
+    storage     stored input: streamed in by sha256, read back by byte range
+    backpressure, backfills, status: the gate, re-index runs, the live view
+"""
+
+from indexing.pipeline.finish import cancel, fail, finalize, purge_job
+from indexing.pipeline.indexer import index_chunk
+from indexing.pipeline.intake import reindex, retry, submit
+from indexing.pipeline.recovery import reconcile
+from indexing.pipeline.splitting import split
+
+__all__ = [
+    "cancel",
+    "fail",
+    "finalize",
+    "index_chunk",
+    "purge_job",
+    "reconcile",
+    "reindex",
+    "retry",
+    "split",
+    "submit",
+]

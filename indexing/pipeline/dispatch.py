@@ -1,0 +1,67 @@
+"""Sending task messages: after the commit, routed by who asked (interactive work or a backfill)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from amqp.exceptions import MessageNacked
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from kombu.exceptions import KombuError
+
+from indexing.models import Job, Source
+
+logger = logging.getLogger(__name__)
+
+Message = tuple[str, list[Any]]  # (task name, arguments): ids and chunk numbers, never payloads
+
+# Steps of a job: their first argument is the job id, and a backfill's go to the backfill queue.
+JOB_TASKS = {"quern.split", "quern.index_chunk", "quern.finalize", "quern.purge_job"}
+
+
+def split_queue() -> str:
+    return settings.CELERY_TASK_ROUTES["quern.split"]["queue"]
+
+
+def index_queue() -> str:
+    return settings.CELERY_TASK_ROUTES["quern.index_chunk"]["queue"]
+
+
+def job_queues() -> set[str]:
+    """The queues a job's steps may wait on."""
+    return {split_queue(), index_queue(), settings.QUERN_BACKFILL_QUEUE}
+
+
+def _backfill_jobs(messages: list[Message]) -> set[int]:
+    ids = {args[0] for name, args in messages if name in JOB_TASKS and args}
+    if not ids:
+        return set()
+    return set(Job.objects.filter(pk__in=ids, source=Source.BACKFILL).values_list("pk", flat=True))
+
+
+def send_now(messages: list[Message]) -> None:
+    """Publish task messages at once; a broker that refuses them is logged, not raised."""
+    if not messages:
+        return
+    try:
+        backfill = _backfill_jobs(messages)
+        with current_app.producer_or_acquire() as producer:
+            for task_name, args in messages:
+                # Interactive work and backfills never share one FIFO (README, "Priorities").
+                is_backfill = task_name in JOB_TASKS and args and args[0] in backfill
+                options = {"queue": settings.QUERN_BACKFILL_QUEUE} if is_backfill else {}
+                current_app.send_task(task_name, args=args, producer=producer, **options)
+    except (KombuError, OSError, MessageNacked):
+        # The broker is down at commit, or refused the publish (MessageNacked: a queue full under
+        # the max-length policy): the rows are committed and say what is left to do; reconcile
+        # re-sends it later (PITFALLS.md, "Enqueue on commit").
+        logger.exception("Could not publish %d message(s); reconcile will re-send them", len(messages))
+
+
+def send_after_commit(messages: list[Message]) -> None:
+    """Publish task messages once the current transaction commits (at once outside one)."""
+    if messages:
+        # Looked up at commit time, so tests can keep messages off the broker (conftest).
+        transaction.on_commit(lambda: send_now(messages))

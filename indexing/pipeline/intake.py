@@ -1,0 +1,154 @@
+"""New jobs: a submitted document (or a new version of one), a re-index, a retry."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from indexing.errors import QuernError
+from indexing.formats import ParseError, detect_format, sniff_encoding
+from indexing.models import Document, Job, Source, Status
+from indexing.pipeline.dispatch import send_after_commit
+from indexing.pipeline.storage import StoredFile, store_stream
+from indexing.schemas import SubmitOptions
+
+DEFAULT_OPTIONS = SubmitOptions()
+
+
+def submit(
+    stream: IO[bytes],
+    *,
+    name: str,
+    options: SubmitOptions = DEFAULT_OPTIONS,
+    source: str = Source.API,
+    replace: int | None = None,
+    reply_to: str = "",
+    correlation_id: str = "",
+) -> Job:
+    """Store a document (or a new version of `replace`) and its job; split after commit.
+
+    `options` were validated at the edge (indexing.schemas). With an idempotency key already
+    used, nothing is stored and that key's job is returned.
+    """
+    key = options.idempotency_key
+    if key and (existing := _job_for_key(key)):
+        return existing
+    name = (name or "").strip()[:255]
+    if not name:
+        raise QuernError("missing_name", "A document needs a name (a file name, or the name field).")
+    stored = store_stream(stream)
+    if stored.size == 0:
+        raise QuernError("empty_document", f"{name} is empty: there is nothing to index.")
+    encoding = options.encoding
+    try:
+        fmt = detect_format(options.format, name, stored.head)
+        if encoding:  # reject an unknown encoding now, and store its canonical name
+            encoding = sniff_encoding(b"", encoding)
+    except ParseError as error:
+        status = 415 if error.code == "unknown_format" else 400
+        raise QuernError(error.code, error.message, status=status) from error
+    fields = {
+        "source": source,
+        "format": fmt,
+        "encoding": encoding or "",
+        "chunk_size": options.chunk_size or _default_chunk_size(),
+        "idempotency_key": key or None,
+        "reply_to": reply_to[:255],
+        "correlation_id": correlation_id[:255],
+        "metadata": options.metadata or {},
+    }
+    try:
+        return _create_job(stored, name=name, replace=replace, **fields)
+    except IntegrityError:
+        # Two submissions with one key at once: the other committed first (the unique key says so).
+        if key and (existing := _job_for_key(key)):
+            return existing
+        raise
+
+
+def _default_chunk_size() -> int:
+    return settings.QUERN_CHUNK_SIZE
+
+
+def _job_for_key(key: str) -> Job | None:
+    return Job.objects.select_related("document").filter(idempotency_key=key).first()
+
+
+def _create_job(stored: StoredFile, *, name: str, replace: int | None, **fields: Any) -> Job:
+    with transaction.atomic():
+        key = fields["idempotency_key"]
+        if key and (existing := _job_for_key(key)):
+            return existing
+        if replace is not None:
+            document = Document.objects.filter(pk=replace).first()
+            if document is None:
+                raise QuernError(
+                    "no_such_document", f"There is no document {replace} to replace.", status=404
+                )
+        else:
+            document = Document.objects.create(
+                name=name,
+                format=fields["format"],
+                encoding=fields["encoding"],
+                size=stored.size,
+                sha256=stored.sha256,
+                file=stored.name,
+            )
+        job = Job.objects.create(
+            document=document, size=stored.size, sha256=stored.sha256, file=stored.name, **fields
+        )
+        send_after_commit([("quern.split", [job.pk])])
+    return job
+
+
+def _job_over(stored: Document | Job, *, document: Document, **fields: Any) -> Job:
+    """A queued job over the stored input of a document or an earlier job; split after commit."""
+    job = Job.objects.create(
+        document=document,
+        format=stored.format,
+        encoding=stored.encoding,
+        size=stored.size,
+        sha256=stored.sha256,
+        file=stored.file.name,
+        **fields,
+    )
+    send_after_commit([("quern.split", [job.pk])])
+    return job
+
+
+def reindex(
+    document_id: int,
+    *,
+    source: str = Source.ADMIN,
+    chunk_size: int | None = None,
+    backfill_id: int | None = None,
+) -> Job:
+    """A new job over the document's stored bytes; the live version stays until it succeeds."""
+    with transaction.atomic():
+        document = Document.objects.filter(pk=document_id).first()
+        if document is None:
+            raise QuernError("not_found", f"There is no document {document_id}.", status=404)
+        return _job_over(
+            document,
+            document=document,
+            source=source,
+            chunk_size=chunk_size or _default_chunk_size(),
+            backfill_id=backfill_id,
+        )
+
+
+def retry(job_id: int, *, source: str = Source.API) -> Job:
+    """A new job over the same input as a failed or cancelled job (same bytes, format, chunk size)."""
+    with transaction.atomic():
+        old = Job.objects.select_related("document").filter(pk=job_id).first()
+        if old is None:
+            raise QuernError("not_found", f"There is no job {job_id}.", status=404)
+        if old.status not in (Status.FAILED, Status.CANCELLED):
+            raise QuernError(
+                "not_retryable",
+                f"Job {job_id} is {old.status}; only a failed or cancelled job can be retried.",
+                status=409,
+            )
+        return _job_over(old, document=old.document, source=source, chunk_size=old.chunk_size, retry_of=old)

@@ -1,0 +1,57 @@
+"""A job's end, told: `job.<status>` on quern.events and the end reply to the submitter's reply_to.
+
+Published after the job's end is committed, with publisher confirms, at least once: the job's
+`events_pending` flag (set in the transaction that ended it) is cleared only after the broker
+confirmed; reconcile publishes again whatever is still flagged. Every copy of one event carries
+the same `event_id`, so consumers drop duplicates by it. The body is `schemas.EventOut`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from indexing import broker
+from indexing.broker import events
+from indexing.models import Job
+from indexing.schemas import EventOut, JobOut
+
+logger = logging.getLogger(__name__)
+
+# Fixed namespace: an event's id is derived from the job, so a re-sent copy has the same id.
+EVENT_NAMESPACE = uuid.UUID("6f1f6d0e-4f7e-4b59-9a55-1b8f4b4a0c6e")
+
+
+def enabled() -> bool:
+    """Events and replies need RabbitMQ: the filesystem broker has no exchange another program reads."""
+    return broker.is_rabbitmq()
+
+
+def event_id(job: Job) -> str:
+    """The same for every copy of one job's end event, distinct across jobs and installations' runs."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{job.pk}:{job.created_at.isoformat()}:{job.status}"))
+
+
+def publish_job_end(job_id: int) -> bool:
+    """Publish a finished job's event (and its end reply); True once the broker confirmed them."""
+    job = Job.objects.select_related("document").filter(pk=job_id, events_pending=True).first()
+    if job is None:  # published already (by the commit hook or another reconcile run)
+        return False
+    body = JobOut.of(job)
+    key = f"job.{job.status}"
+    event = EventOut.model_construct(**dict(body), event=key, event_id=event_id(job))
+    messages: list[events.Outgoing] = [
+        (events.EVENTS_EXCHANGE, key, event.model_dump(mode="json"), {"message_id": event_id(job)})
+    ]
+    if job.reply_to:
+        reply = body.model_dump(mode="json")
+        messages.append(("", job.reply_to, reply, {"correlation_id": job.correlation_id or None}))
+    try:
+        events.publish(messages)
+    except Exception:
+        # Any failure (broker down, no confirm, a nack) leaves the flag set: the job's end is
+        # committed and stays; reconcile publishes the event again later.
+        logger.exception("Could not publish the end of job %s; reconcile will publish it again", job_id)
+        return False
+    Job.objects.filter(pk=job_id).update(events_pending=False)
+    return True

@@ -1,0 +1,116 @@
+"""Reconcile: re-send what lost messages left undone; the database, not the broker, is the record."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from indexing.broker.monitor import queue_depth
+from indexing.models import FINISHED_STATUSES, Chunk, Job, Record, Source, Status
+from indexing.pipeline import dispatch, notify
+
+logger = logging.getLogger(__name__)
+
+
+def _queue_is_empty(name: str) -> bool:
+    """True when the queue holds no ready message (or its depth cannot be read: then assume lost)."""
+    depth = queue_depth(name)
+    return depth is None or depth == 0
+
+
+def _queue_filter(idle_queues: set[str]) -> Q:
+    """Chunks whose index_chunk messages go to one of `idle_queues`."""
+    interactive = dispatch.index_queue() in idle_queues
+    backfill = settings.QUERN_BACKFILL_QUEUE in idle_queues
+    if interactive and backfill:
+        return Q()
+    if interactive:
+        return ~Q(job__source=Source.BACKFILL)
+    if backfill:
+        return Q(job__source=Source.BACKFILL)
+    return Q(pk__in=[])
+
+
+def _jobs_in_queue(job_ids: list[int], idle_queues: set[str]) -> set[int]:
+    """Those of `job_ids` whose split messages go to one of `idle_queues`."""
+    backfill = set(Job.objects.filter(pk__in=job_ids, source=Source.BACKFILL).values_list("pk", flat=True))
+    split_queue = dispatch.split_queue()
+    return {
+        pk
+        for pk in job_ids
+        if (settings.QUERN_BACKFILL_QUEUE if pk in backfill else split_queue) in idle_queues
+    }
+
+
+def reconcile(now: datetime | None = None) -> dict[str, int]:
+    """Re-send what lost messages left undone; the database, not the broker, is the record."""
+    now = now or timezone.now()
+    idle = now - timedelta(seconds=settings.QUERN_RECONCILE_AFTER)
+    # A split may legitimately run up to the task time limit before it looks lost.
+    split_idle = idle - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    stalled_splits = list(
+        Job.objects.filter(
+            Q(status=Status.QUEUED, updated_at__lt=idle)
+            | Q(status=Status.SPLITTING, updated_at__lt=split_idle)
+        ).values_list("pk", flat=True)
+    )
+    stalled_indexing = set(
+        Job.objects.filter(status=Status.INDEXING, updated_at__lt=idle).values_list("pk", flat=True)
+    )
+    # A message sent long ago may only be waiting its turn behind a backlog: re-send only when the
+    # queue it went to has nothing ready (so it was taken and lost), never into a backlog.
+    idle_queues = {name for name in dispatch.job_queues() if _queue_is_empty(name)}
+    in_idle_queues = _jobs_in_queue(stalled_splits, idle_queues)
+    stalled_splits = [pk for pk in stalled_splits if pk in in_idle_queues]
+    # One query for the stalled chunks of all jobs, not one per job.
+    stalled_chunks = Chunk.objects.filter(job__status=Status.INDEXING, done_at=None).filter(
+        Q(sent_at__lt=idle) | Q(sent_at=None, job__updated_at__lt=idle)
+    )
+    stalled_chunks = stalled_chunks.filter(_queue_filter(idle_queues))
+    undone_rows = list(stalled_chunks.order_by("job_id", "number").values_list("pk", "job_id", "number"))
+    undone = [(job_id, number) for _, job_id, number in undone_rows]
+    waiting = set(
+        Chunk.objects.filter(job_id__in=stalled_indexing, done_at=None).values_list("job_id", flat=True)
+    )
+    unfinalized = stalled_indexing - waiting
+    messages: list[dispatch.Message] = [("quern.split", [job_id]) for job_id in stalled_splits]
+    messages += [("quern.index_chunk", [job_id, number]) for job_id, number in undone]
+    messages += [("quern.finalize", [job_id]) for job_id in sorted(unfinalized)]
+    counts = {
+        "split": len(stalled_splits),
+        "index_chunk": len(undone),
+        "finalize": len(unfinalized),
+        "purge_job": 0,
+    }
+    touched = [*stalled_splits, *stalled_indexing]
+    Chunk.objects.filter(pk__in=[pk for pk, _, _ in undone_rows]).update(sent_at=now)
+    leftovers = (
+        Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=idle)
+        .exclude(document__live_job=F("pk"))
+        .filter(Exists(Record.objects.filter(job_id=OuterRef("pk"))))
+        .values_list("pk", flat=True)
+    )
+    for job_id in leftovers:
+        messages.append(("quern.purge_job", [job_id]))
+        counts["purge_job"] += 1
+    # Touch what was re-sent, so the next run waits another interval before re-sending it.
+    Job.objects.filter(pk__in=touched).update(updated_at=now)
+    dispatch.send_now(messages)
+    # Events whose publish failed at the job's end (broker down, no confirm): publish them again.
+    unpublished = list(
+        Job.objects.filter(events_pending=True, finished_at__lt=idle)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:1000]
+    )
+    counts["events"] = 0
+    for job_id in unpublished:
+        if not notify.publish_job_end(job_id):
+            break  # the broker is not taking them: stop here rather than time out once per job
+        counts["events"] += 1
+    if any(counts.values()):
+        logger.warning("reconcile re-sent %s", counts)
+    return counts

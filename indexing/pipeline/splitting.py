@@ -1,0 +1,77 @@
+"""Split: find a job's chunk boundaries, store them, and send one index_chunk per chunk."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from indexing.formats import ParseError, split_document
+from indexing.models import Chunk, Job, Status
+from indexing.pipeline import storage
+from indexing.pipeline.dispatch import send_after_commit
+from indexing.pipeline.finish import fail
+
+
+def split(job_id: int) -> list[int]:
+    """Find the job's chunk boundaries, store them, and send one index_chunk per chunk.
+
+    A document of one chunk sends nothing: the chunk number is returned for the caller to index
+    at once, in the same worker (a hop through the broker is most of a small document's time).
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is not None and job.status == Status.INDEXING and job.chunks_total == 1:
+            return [0]  # a redelivered split of a one-chunk job: its chunk may not be done yet
+        # SPLITTING too: a split whose worker died is redelivered and runs again from the start.
+        if job is None or job.status not in (Status.QUEUED, Status.SPLITTING):
+            return []
+        job.status = Status.SPLITTING
+        job.split_started_at = timezone.now()
+        job.save(update_fields=["status", "split_started_at", "updated_at"])
+    try:
+        utf8_path = storage.utf8_copy(job)
+        with default_storage.open(utf8_path or job.file.name, "rb") as stream:
+            result = split_document(stream, job.format, job.chunk_size, settings.QUERN_MAX_CHUNK_BYTES)
+    except ParseError as error:
+        fail(job_id, error.as_dict())
+        return []
+    if result.units == 0:
+        fail(
+            job_id,
+            {"code": "no_records", "message": f"{job.document.name} holds no {job.format} records to index."},
+        )
+        return []
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.status != Status.SPLITTING:  # cancelled meanwhile, or another run finished first
+            if utf8_path:
+                transaction.on_commit(lambda: storage.delete(utf8_path))
+            return []
+        Chunk.objects.filter(job=job).delete()
+        sent_at = timezone.now()
+        Chunk.objects.bulk_create(
+            Chunk(
+                job=job,
+                number=c.number,
+                start=c.start,
+                end=c.end,
+                first_ordinal=c.first_ordinal,
+                first_line=c.first_line,
+                units=c.units,
+                sent_at=sent_at,
+            )
+            for c in result.chunks
+        )
+        job.utf8_path = utf8_path
+        job.split_info = {"header": result.header, "dialect": result.dialect, "title": result.title}
+        job.records_total = result.units
+        job.chunks_total = len(result.chunks)
+        job.status = Status.INDEXING
+        job.split_finished_at = timezone.now()
+        job.save()
+        if len(result.chunks) == 1:
+            return [0]
+        send_after_commit([("quern.index_chunk", [job.pk, c.number]) for c in result.chunks])
+        return []

@@ -1,0 +1,81 @@
+"""Stored input: documents streamed into storage under their sha256, read back by byte range."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import uuid
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from indexing.errors import QuernError
+from indexing.formats import sniff_encoding, transcode_to_utf8
+from indexing.models import Job
+
+HEAD_BYTES = 64 * 1024  # enough to sniff a format or an encoding
+COPY_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    name: str  # storage name, content-addressed
+    size: int
+    sha256: str
+    head: bytes
+
+
+def store_stream(stream: IO[bytes]) -> StoredFile:
+    """Stream an upload into storage under its sha256, never holding it whole in memory."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    limit = settings.QUERN_MAX_UPLOAD_BYTES
+    with tempfile.TemporaryFile() as spool:
+        while block := stream.read(COPY_BLOCK):
+            if len(head) < HEAD_BYTES:
+                head += block[: HEAD_BYTES - len(head)]
+            size += len(block)
+            if size > limit:
+                raise QuernError(
+                    "too_large",
+                    f"The document is larger than the limit of {limit:,} bytes (QUERN_MAX_UPLOAD_BYTES).",
+                    status=413,
+                )
+            digest.update(block)
+            spool.write(block)
+        sha256 = digest.hexdigest()
+        name = f"documents/{sha256[:2]}/{sha256}"
+        if not default_storage.exists(name):
+            spool.seek(0)
+            name = default_storage.save(name, File(spool))
+    return StoredFile(name=name, size=size, sha256=sha256, head=head)
+
+
+def utf8_copy(job: Job) -> str:
+    """The job's input as a UTF-8 file in storage (only for inputs in another encoding), or ""."""
+    # A name of its own per run: a split delivered twice at once must not delete the other's copy.
+    name = f"utf8/job-{job.pk}-{uuid.uuid4().hex}.txt"
+    with default_storage.open(job.file.name, "rb") as head_file:
+        codec = sniff_encoding(head_file.read(HEAD_BYTES), job.encoding or None)
+    if codec in ("utf-8", "utf-8-sig"):
+        return ""
+    with default_storage.open(job.file.name, "rb") as source, tempfile.TemporaryFile() as target:
+        transcode_to_utf8(source, target, codec)
+        target.seek(0)
+        return default_storage.save(name, File(target))
+
+
+def read_range(job: Job, start: int, end: int) -> bytes:
+    """Bytes [start, end) of the job's UTF-8 input."""
+    with default_storage.open(job.utf8_path or job.file.name, "rb") as stream:
+        stream.seek(start)
+        return stream.read(end - start)
+
+
+def delete(name: str) -> None:
+    if name and default_storage.exists(name):
+        default_storage.delete(name)

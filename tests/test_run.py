@@ -1,0 +1,108 @@
+"""`make run` as a new user meets it: the web app and a worker index a document, and SIGTERM to
+its process group stops everything within seconds, leaving no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from tests.conftest import ROOT, wait_for
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        alive.add(pid)
+    return alive
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below `root` (honcho starts each of its processes in a session of its own)."""
+    children: dict[int, list[int]] = {}
+    listing = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    for line in listing.splitlines():
+        pid, ppid = (int(n) for n in line.split())
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except OSError:
+        return 0, b""
+
+
+@pytest.mark.timeout(120)
+def test_make_run_indexes_a_document_and_sigterm_stops_every_process(tmp_path):
+    # The embedded default, whatever this test run uses: a broker and database of its own, so its
+    # worker never takes the test suite's messages.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "QUERN_TEST_DB")
+    }
+    port = _free_port()
+    env.update(QUERN_DATA_DIR=str(tmp_path / "var"), QUERN_PORT=str(port), QUERN_WORKER_CONCURRENCY="1")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as log:
+        run = subprocess.Popen(
+            ["bash", "scripts/run.sh"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get(f"{base}/")[0] == 200, timeout=60, message="the web app to answer")
+        wait_for(lambda: b" ready." in log_path.read_bytes(), timeout=60, message="the worker to start")
+        request = urllib.request.Request(
+            f"{base}/api/documents",
+            data=json.dumps({"name": "hello.txt", "content": "a quiet heron\n"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            job = json.loads(response.read())
+        wait_for(
+            lambda: json.loads(_get(f"{base}/api/jobs/{job['id']}")[1] or b"{}").get("status") == "succeeded",
+            timeout=60,
+            message="the job to succeed",
+        )
+        assert json.loads(_get(f"{base}/api/search?q=heron")[1])["total"] == 1
+        assert b"Open queue off" in log_path.read_bytes()
+    finally:
+        started = {run.pid} | _descendants(run.pid)
+        os.killpg(run.pid, signal.SIGTERM)
+        try:
+            run.wait(timeout=20)
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+    # honcho, the web server, the worker and its pool process (and shells between them)
+    assert len(started) >= 4, log_path.read_text()
+    wait_for(lambda: not _alive(started), timeout=10, message="every process to be gone")
+    assert _get(f"{base}/")[0] == 0
