@@ -25,20 +25,6 @@ class DocumentAdmin(admin.ModelAdmin):
     list_filter = ("format", "created_at")
     search_fields = ("name", "sha256", "title")
     readonly_fields = (
-        "sha256",
-        "size",
-        "file",
-        "live_job_link",
-        "jobs_link",
-        "records_link",
-        "created_at",
-        "updated_at",
-    )
-    fields = (
-        "name",
-        "title",
-        "format",
-        "encoding",
         "size",
         "sha256",
         "file",
@@ -48,6 +34,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
+    fields = ("name", "title", "format", "encoding", *readonly_fields)
     actions = ["reindex", "backfill"]
 
     @admin.display(description="live job")

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from indexing.errors import QuernError
+
 
 @dataclass(frozen=True)
 class ParsedRecord:
@@ -36,35 +38,11 @@ class RecordError:
         return out
 
 
-class ParseError(Exception):
+class ParseError(QuernError):
     """The document as a whole cannot be read: its job fails with this message.
 
-    `message` says what, where and what to do next, for a person.
+    `message` says what, where (line, record or byte) and what to do next, for a person.
     """
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        line: int | None = None,
-        record: int | None = None,
-        byte: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.line = line
-        self.record = record
-        self.byte = byte
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message}
-        for name in ("line", "record", "byte"):
-            value = getattr(self, name)
-            if value is not None:
-                out[name] = value
-        return out
 
 
 # The first of these that a record has, non-empty, is its title.
