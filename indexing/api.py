@@ -19,6 +19,7 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern, reverse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import Header, NinjaAPI, Query
 from ninja.errors import ValidationError
 from pydantic import BaseModel, TypeAdapter
@@ -345,17 +346,22 @@ def message_schema(request: HttpRequest, name: str) -> HttpResponse:
 # --- URLs ------------------------------------------------------------------------------------
 
 
-def _json_method_errors(view: Callable) -> Callable:
-    """Ninja answers a wrong method with a plain-text 405: answer it in the API's error shape."""
+def _json_method_errors(view: Callable, methods: tuple[str, ...] | None = None) -> Callable:
+    """Answer a wrong method in the API's error shape: Ninja's own 405 is plain text, and its
+    schema and docs views take any method."""
 
+    @csrf_exempt  # as every Ninja operation is: the API is not for cookie-authenticated forms
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
+        if methods and request.method not in methods:
+            response: HttpResponse = HttpResponseNotAllowed(methods)
+        else:
+            response = view(request, *args, **kwargs)
         if isinstance(response, HttpResponseNotAllowed):
             allowed = response["Allow"]
-            methods = " or ".join(allowed.split(", "))
+            methods_text = " or ".join(allowed.split(", "))
             error = QuernError(
-                "method_not_allowed", f"{request.method} is not allowed here; use {methods}.", status=405
+                "method_not_allowed", f"{request.method} is not allowed here; use {methods_text}.", status=405
             )
             response = _error(error)
             response["Allow"] = allowed
@@ -364,12 +370,19 @@ def _json_method_errors(view: Callable) -> Callable:
     return wrapper
 
 
+@csrf_exempt
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _error(QuernError("not_found", f"There is no API endpoint at {request.path}.", status=404))
+
+
 def urls() -> tuple[list[URLPattern], str, str]:
     patterns, app_name, namespace = api.urls
     for pattern in patterns:
-        pattern.callback = _json_method_errors(pattern.callback)
+        if pattern.name == "api-root":
+            # Ninja needs the root's name to place its paths; a request there finds no endpoint.
+            pattern.callback = not_found
+        elif pattern.name in ("openapi-json", "openapi-view"):
+            pattern.callback = _json_method_errors(pattern.callback, ("GET", "HEAD"))
+        else:
+            pattern.callback = _json_method_errors(pattern.callback)
     return patterns, app_name, namespace
-
-
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _error(QuernError("not_found", f"There is no API endpoint at {request.path}.", status=404))

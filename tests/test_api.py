@@ -6,6 +6,7 @@ import json
 
 import jsonschema
 import pytest
+from django.test import Client
 from openapi_spec_validator import validate
 
 from indexing.api import api
@@ -79,6 +80,9 @@ def test_interactive_docs_are_served_from_local_files(client):
         ("get", "/api/jobs/999999", {}, 404, "not_found"),
         ("get", "/api/documents/999999", {}, 404, "not_found"),
         ("get", "/api/nowhere", {}, 404, "not_found"),
+        ("post", "/api/nowhere", {}, 404, "not_found"),
+        ("get", "/api/", {}, 404, "not_found"),
+        ("post", "/api/schema", {}, 405, "method_not_allowed"),
         ("delete", "/api/jobs", {}, 405, "method_not_allowed"),
         ("get", "/api/documents", {}, 405, "method_not_allowed"),
         (
@@ -163,10 +167,9 @@ def test_interactive_docs_are_served_from_local_files(client):
         ("get", "/api/search", {"data": {"q": "x", "limit": "lots"}}, 400, "bad_parameter"),
     ],
 )
-def test_api_errors_are_json_with_a_fitting_status(
-    client, captured_messages, method, path, kwargs, status, code
-):
-    response = getattr(client, method)(path, **kwargs)
+def test_api_errors_are_json_with_a_fitting_status(captured_messages, method, path, kwargs, status, code):
+    # As a program calls the API: no session, no CSRF token (the checks enforced, as in production).
+    response = getattr(Client(enforce_csrf_checks=True), method)(path, **kwargs)
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
     body = response.json()

@@ -110,6 +110,21 @@ def test_pasting_text_without_a_name_shows_the_error_in_words(live_server, page,
     page.screenshot(path=str(shots / "5-upload-error.png"), full_page=True)
 
 
+def test_a_bad_chunk_size_shows_the_schema_s_message_beside_the_field(live_server, page, shots):
+    page.goto(live_server.url + "/")
+    page.fill("textarea[name=text]", "Otters hold hands while sleeping.\n")
+    page.fill("input[name=name]", "otters.txt")
+    page.locator("summary", has_text="More options").click()
+    page.fill("input[name=chunk_size]", "0")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Index it").click()
+    assert answer.value.status == 400
+    page.wait_for_load_state()
+    # The options fold open again when one of them is at fault, so the message is seen.
+    expect(page.get_by_text("chunk_size must be between 1 and 100,000; got 0.")).to_be_visible()
+    page.screenshot(path=str(shots / "5-upload-chunk-size-error.png"), full_page=True)
+
+
 def test_pages_fit_a_phone_screen(live_server, pipeline, client, browser, shots):
     # A finished job with a long name and a long hit, so the list, job and search pages have content
     # to squeeze.
