@@ -13,16 +13,17 @@ import io
 import logging
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Annotated, Any
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern, reverse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Header, NinjaAPI, Query
-from ninja.errors import ValidationError
-from pydantic import BaseModel, TypeAdapter
+from ninja.errors import HttpError, ValidationError
+from pydantic import BaseModel, BeforeValidator, TypeAdapter
+from pydantic_core import PydanticUseDefault
 
 from indexing import pipeline
 from indexing.errors import QuernError
@@ -46,20 +47,34 @@ from indexing.search import search as search_records
 logger = logging.getLogger(__name__)
 
 MAX_LIMIT = 100
+
+
+def _blank_is_absent(value: Any) -> Any:
+    if value == "":
+        raise PydanticUseDefault
+    return value
+
+
+# A query parameter given empty (?limit=) means the default, as a form left blank does.
+Blank = BeforeValidator(_blank_is_absent)
 JOBS = TypeAdapter(list[JobOut])
 SUBMISSIONS = (JsonSubmission, MultipartSubmission)
 
 
 class QuernAPI(NinjaAPI):
-    def get_openapi_schema(self, **kwargs: Any) -> dict[str, Any]:
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Ninja's document, plus what it cannot infer: the two submission bodies and itself."""
-        schema = super().get_openapi_schema(**kwargs)
+        if path_prefix is None:
+            path_prefix = self.get_root_path(path_params or {})
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (*SUBMISSIONS, ErrorOut):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(model_schema.pop("$defs", {}))
             components[model.__name__] = model_schema
-        schema["paths"]["/api/schema"] = {
+        schema["paths"]["/" + path_prefix.strip("/") + self.openapi_url] = {
             "get": {
                 "operationId": "openapi_schema",
                 "summary": "This OpenAPI document",
@@ -117,6 +132,19 @@ def _bad_parameter(request: HttpRequest, error: ValidationError) -> HttpResponse
     first = error.errors[0]
     name = str(first["loc"][-1]) if first.get("loc") else "a parameter"
     return _error(QuernError("bad_parameter", f"{name}: {first['msg']}."))
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, error: HttpError) -> HttpResponse:
+    # Ninja's own refusals (a body it cannot parse, and later auth and throttling) in our shape.
+    codes = {401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "too_many_requests"}
+    code = codes.get(error.status_code, "bad_request")
+    return _error(QuernError(code, str(error), status=error.status_code))
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, error: Http404) -> HttpResponse:
+    return _error(QuernError("not_found", str(error) or f"Nothing at {request.path}.", status=404))
 
 
 @api.exception_handler(RequestDataTooBig)
@@ -232,7 +260,7 @@ def _submit_json(request: HttpRequest, key: str | None) -> HttpResponse:
     return _accepted([job])
 
 
-@api.get("/documents/{document_id}", url_name="document", response={200: DocumentOut, **ERRORS})
+@api.get("/documents/{int:document_id}", url_name="document", response={200: DocumentOut, **ERRORS})
 def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
     document = Document.objects.filter(pk=document_id).first()
     if document is None:
@@ -241,7 +269,7 @@ def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
 
 
 @api.post(
-    "/documents/{document_id}/reindex",
+    "/documents/{int:document_id}/reindex",
     url_name="document-reindex",
     summary="Re-index a stored document: a new job; the live version stays until it succeeds",
     response={202: JobOut, **ERRORS},
@@ -256,9 +284,9 @@ def document_reindex(request: HttpRequest, document_id: int) -> HttpResponse:
 @api.get("/jobs", url_name="jobs", summary="Jobs, newest first", response={200: JobList, **ERRORS})
 def jobs(
     request: HttpRequest,
-    status: Status | None = None,
-    limit: int = Query(20, ge=1, le=MAX_LIMIT),
-    offset: int = Query(0, ge=0, le=10**9),
+    status: Annotated[Status | None, Blank] = None,
+    limit: Annotated[int, Blank] = Query(20, ge=1, le=MAX_LIMIT),
+    offset: Annotated[int, Blank] = Query(0, ge=0, le=10**9),
 ) -> HttpResponse:
     queryset = Job.objects.select_related("document").order_by("-id")
     if status:
@@ -267,7 +295,7 @@ def jobs(
     return _model(JobList.model_construct(total=queryset.count(), limit=limit, offset=offset, results=page))
 
 
-@api.get("/jobs/{job_id}", url_name="job", response={200: JobOut, **ERRORS})
+@api.get("/jobs/{int:job_id}", url_name="job", response={200: JobOut, **ERRORS})
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = Job.objects.select_related("document").filter(pk=job_id).first()
     if job is None:
@@ -276,7 +304,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 
 
 @api.post(
-    "/jobs/{job_id}/cancel",
+    "/jobs/{int:job_id}/cancel",
     url_name="job-cancel",
     summary="Cancel an unfinished job: it ends cancelled, its records are removed, "
     "the previous version stays",
@@ -288,7 +316,7 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
 
 
 @api.post(
-    "/jobs/{job_id}/retry",
+    "/jobs/{int:job_id}/retry",
     url_name="job-retry",
     summary="Retry a failed or cancelled job: a new job over the same input",
     response={202: JobOut, 409: ErrorOut, **ERRORS},
@@ -309,9 +337,11 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
 def search(
     request: HttpRequest,
     q: str = "",
-    limit: int = Query(10, ge=1, le=MAX_LIMIT),
-    offset: int = Query(0, ge=0, le=10_000),
-    document: int | None = Query(None, ge=1, le=2**62, description="Only this document's records."),
+    limit: Annotated[int, Blank] = Query(10, ge=1, le=MAX_LIMIT),
+    offset: Annotated[int, Blank] = Query(0, ge=0, le=10_000),
+    document: Annotated[int | None, Blank] = Query(
+        None, ge=1, le=2**62, description="Only this document's records."
+    ),
 ) -> HttpResponse:
     page = search_records(q, limit=limit, offset=offset, document_id=document)
     return _model(SearchResults.of(q, page, limit=limit, offset=offset))
@@ -358,7 +388,7 @@ def _json_method_errors(view: Callable, methods: tuple[str, ...] | None = None) 
         else:
             response = view(request, *args, **kwargs)
         if isinstance(response, HttpResponseNotAllowed):
-            allowed = response["Allow"]
+            allowed = ", ".join(sorted(response["Allow"].split(", ")))
             methods_text = " or ".join(allowed.split(", "))
             error = QuernError(
                 "method_not_allowed", f"{request.method} is not allowed here; use {methods_text}.", status=405

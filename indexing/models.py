@@ -41,7 +41,7 @@ class Document(models.Model):
     sha256 = models.CharField(max_length=64, db_index=True)
     file = models.FileField(
         upload_to="documents/", max_length=255
-    )  # named by sha256 in services.store_stream
+    )  # named by sha256 in pipeline.storage.store_stream
     title = models.CharField(max_length=500, blank=True, help_text="The HTML <title>, when there is one.")
     # The job whose records search shows. Swapped by finalize in the transaction that makes
     # a new version live: search joins on it, so a version is live all at once or not at all.
@@ -69,7 +69,7 @@ class Job(models.Model):
     sha256 = models.CharField(max_length=64)
     file = models.FileField(
         upload_to="documents/", max_length=255
-    )  # named by sha256 in services.store_stream
+    )  # named by sha256 in pipeline.storage.store_stream
     chunk_size = models.PositiveIntegerField()
     # What split found, for index_chunk: the UTF-8 copy to read (when transcoded), CSV header.
     utf8_path = models.CharField(max_length=255, blank=True)
@@ -93,7 +93,7 @@ class Job(models.Model):
     split_finished_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # The open queue (indexing/open_queue.py): a key makes a second submission return this job;
+    # The open queue (indexing/consumers.py): a key makes a second submission return this job;
     # reply_to/correlation_id say where the job's end is answered; metadata is the submitter's own.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
     reply_to = models.CharField(max_length=255, blank=True)

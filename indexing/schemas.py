@@ -15,7 +15,7 @@ import binascii
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, NotRequired, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,8 @@ from pydantic import (
     PrivateAttr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -32,6 +34,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from indexing.errors import QuernError
+from indexing.formats import ParseError, declared_format
 from indexing.models import Status
 
 MAX_NAME = 255
@@ -39,6 +42,8 @@ MAX_KEY = 255
 MAX_ENCODING = 64
 MAX_CHUNK_SIZE = 100_000
 MAX_WHOLE_NUMBER = 2**63 - 1  # a database bigint
+# What base64.b64decode(validate=True) takes: the RFC 4648 alphabet in padded groups of four.
+BASE64 = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 MISSING_NAME = 'Give the document a name, e.g. {"name": "notes.csv", "content": "..."}.'
 
 
@@ -95,12 +100,21 @@ def checked_idempotency_key(value: Any) -> str | None:
 
 
 class SubmitOptions(BaseModel):
-    """How to read a document: the options every way of submitting shares."""
+    """How to read a document: the options every way of submitting shares.
+
+    Form fields, query strings and the command line are text, so here (`lenient`) an empty value
+    means absent, a number may come as digits and a format may be an alias ("md", "text/csv").
+    The open queue's message is a closed JSON format (SubmitMessage, not lenient): JSON types
+    only, exactly as its published JSON Schema says. The rules and their codes are the same.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+    lenient: ClassVar[bool] = True
 
     format: Format | None = Field(
-        default=None, description="csv, jsonl, json, html, markdown or text; else from the name or content."
+        default=None,
+        description="csv, jsonl, json, html, markdown or text; else from the name or content. "
+        "Over HTTP and the command line an alias also does: md, txt, ndjson, or a MIME type.",
     )
     encoding: str | None = Field(
         default=None,
@@ -126,32 +140,46 @@ class SubmitOptions(BaseModel):
     @field_validator("format", mode="before")
     @classmethod
     def _format(cls, value: Any) -> Format | None:
-        if value is None or value == "":
+        if value is None or (cls.lenient and value == ""):
             return None
-        try:
+        if cls.lenient:
+            if not isinstance(value, str):
+                raise _refuse("bad_parameter", "format must be a string, e.g. csv.")
+            try:
+                return Format(declared_format(value))
+            except ParseError as error:
+                raise _refuse(error.code, error.message) from None
+        if isinstance(value, str) and value in Format._value2member_map_:
             return Format(value)
-        except ValueError:
-            raise _refuse(
-                "unknown_format",
-                f"format must be one of {', '.join(Format)}; got {value!r}.",
-            ) from None
+        raise _refuse("unknown_format", f"format must be one of {', '.join(Format)}; got {value!r}.")
 
     @field_validator("encoding", mode="before")
     @classmethod
     def _encoding(cls, value: Any) -> str | None:
-        if value is None or value == "":
+        if value is None or (cls.lenient and value == ""):
             return None
-        if not isinstance(value, str) or len(value) > MAX_ENCODING:
+        if cls.lenient and not isinstance(value, str):
+            raise _refuse("bad_parameter", "encoding must be a string, e.g. cp1252.")
+        if not isinstance(value, str) or not 1 <= len(value) <= MAX_ENCODING:
             raise _refuse(
                 "bad_encoding",
-                f"encoding must be the name of an encoding, at most {MAX_ENCODING} characters.",
+                f"encoding must be the name of an encoding, 1 to {MAX_ENCODING} characters.",
             )
         return value
 
     @field_validator("chunk_size", mode="before")
     @classmethod
     def _chunk_size(cls, value: Any) -> int | None:
-        number = _whole_number("chunk_size", value)
+        if cls.lenient:
+            number = _whole_number("chunk_size", value)
+        elif value is None:
+            number = None
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)  # 5.0 is an integer to JSON Schema too
+        else:
+            raise _refuse("bad_chunk_size", f"chunk_size must be a whole number; got {value!r}.")
         if number is not None and not 1 <= number <= MAX_CHUNK_SIZE:
             raise _refuse(
                 "bad_chunk_size", f"chunk_size must be between 1 and {MAX_CHUNK_SIZE:,}; got {number}."
@@ -194,11 +222,14 @@ class InlineDocument(BaseModel):
             "pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$",
         },
     )
-    content: str | None = Field(default=None, description="The document as text (stored as UTF-8).")
+    content: str | None = Field(
+        default=None, validate_default=True, description="The document as text (stored as UTF-8)."
+    )
     content_base64: str | None = Field(
         default=None,
+        validate_default=True,
         description="The document's bytes, base64 (RFC 4648).",
-        json_schema_extra={"contentEncoding": "base64"},
+        json_schema_extra={"contentEncoding": "base64", "pattern": BASE64},
     )
     _raw: bytes = PrivateAttr(default=b"")
 
@@ -211,37 +242,48 @@ class InlineDocument(BaseModel):
             raise _refuse("bad_name", f"name must be at most {MAX_NAME} characters, without NUL.")
         return value
 
-    @field_validator("content", "content_base64", mode="before")
+    @field_validator("content", mode="before")
     @classmethod
-    def _text(cls, value: Any) -> str | None:
-        if value is not None and not isinstance(value, str):
+    def _content(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise _refuse("bad_content", "content must be a string; use content_base64 for bytes.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escape ("\ud800") is valid JSON but no text
             raise _refuse(
-                "bad_content",
-                "content must be a string (use content_base64 for bytes), content_base64 a base64 string.",
-            )
+                "bad_content", "content holds an unpaired surrogate; send bytes as content_base64."
+            ) from None
         return value
 
-    @model_validator(mode="after")
-    def _one_content(self) -> InlineDocument:
-        if (self.content is None) == (self.content_base64 is None):
+    @field_validator("content_base64", mode="before")
+    @classmethod
+    def _content_base64(cls, value: Any, info: ValidationInfo) -> str | None:
+        # Checked here, not after the model, so a missing content is reported before a bad option.
+        if value is not None and not isinstance(value, str):
+            raise _refuse("bad_content", "content_base64 must be a base64 string.")
+        content_ok = "content" in info.data  # a bad content reports itself
+        if content_ok and (info.data["content"] is None) == (value is None):
             raise _refuse(
                 "bad_content",
                 "Give exactly one of content (text) or content_base64 (bytes); the other null or absent.",
             )
-        if self.content is not None:
+        if value is not None:
             try:
-                self._raw = self.content.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate escape ("\ud800") is valid JSON but no text
-                raise _refuse(
-                    "bad_content", "content holds an unpaired surrogate; send bytes as content_base64."
-                ) from None
-        else:
-            try:
-                self._raw = base64.b64decode(self.content_base64 or "", validate=True)
+                base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
                 raise _refuse(
                     "bad_content", "content_base64 is not valid base64 (RFC 4648, no line breaks)."
                 ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _keep_bytes(self) -> InlineDocument:
+        if self.content is not None:
+            self._raw = self.content.encode("utf-8")
+        else:
+            self._raw = base64.b64decode(self.content_base64 or "")
         return self
 
     @property
@@ -275,6 +317,8 @@ class JsonSubmission(InlineDocument, ApiSubmitOptions):
 
 class SubmitMessage(InlineDocument, SubmitOptions):
     """The body of a message on the open queue quern.submit: a closed format, unknown fields refused."""
+
+    lenient: ClassVar[bool] = False
 
     model_config = ConfigDict(
         extra="forbid",
@@ -379,7 +423,11 @@ def parse_submit_message(body: bytes, *, max_bytes: int) -> SubmitMessage:
 
 # --- what goes out --------------------------------------------------------------------------
 
-Moment = Annotated[datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str)]
+Moment = Annotated[
+    datetime,
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class JobError(TypedDict):
@@ -544,17 +592,20 @@ class SearchResults(BaseModel):
         )
 
 
-class ErrorDetail(BaseModel):
-    code: str = Field(examples=["csv_header"])
+class ErrorDetail(TypedDict):
+    """What went wrong, and where (line, record or byte) when that is known."""
+
+    code: str
     message: str
-    line: int | None = None
-    record: int | None = None
+    line: NotRequired[int]
+    record: NotRequired[int]
+    byte: NotRequired[int]
 
 
 class ErrorOut(BaseModel):
     """Every error the API, the AMQP replies and the dead-letter headers give: a code and a message."""
 
-    model_config = ConfigDict(title="Error")
+    model_config = ConfigDict(title="Error", extra="forbid")
 
     error: ErrorDetail
 
@@ -571,8 +622,10 @@ class EventOut(JobOut):
 
     model_config = ConfigDict(title="Quern job event")
 
-    event: str = Field(examples=["job.succeeded"])
-    event_id: str = Field(description="The same for every copy of one event.")
+    event: Literal["job.succeeded", "job.failed", "job.cancelled"]
+    event_id: str = Field(
+        description="The same for every copy of one event.", json_schema_extra={"format": "uuid"}
+    )
 
 
 Reply = TypeAdapter(JobOut | ErrorOut)
@@ -587,6 +640,7 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
 def message_schemas() -> dict[str, dict[str, Any]]:
     """The JSON Schemas of the open queue's messages, generated from the models that check them."""
     reply = Reply.json_schema(mode="serialization")
+    reply["oneOf"] = reply.pop("anyOf")  # a job or an error, never both
     reply["title"] = "Quern reply to a submit message"
     reply["description"] = (
         "Sent to the submit message's reply_to queue (default exchange) with its correlation_id: the job "

@@ -128,12 +128,12 @@ QUERN_PAGE_SIZE = 20
 QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
 # A chunk whose runs killed their worker this many times fails its job instead of being redelivered for ever.
 QUERN_MAX_CHUNK_ATTEMPTS = env_int("QUERN_MAX_CHUNK_ATTEMPTS", 3)
-# Backpressure (indexing/backpressure.py): past this much waiting work (jobs not yet split +
+# Backpressure (indexing/pipeline/backpressure.py): past this much waiting work (jobs not yet split +
 # chunks not yet indexed) new submissions are refused with 503 + Retry-After.
 QUERN_MAX_WAITING = env_int("QUERN_MAX_WAITING", 2000)
 QUERN_RETRY_AFTER = env_int("QUERN_RETRY_AFTER", 30)  # seconds, the Retry-After of a refusal
 # Backfills feed new jobs only while waiting work is below this share of QUERN_MAX_WAITING, so
-# interactive submissions keep room (indexing/backfill.py).
+# interactive submissions keep room (indexing/pipeline/backfills.py).
 QUERN_BACKFILL_WINDOW = env_int("QUERN_BACKFILL_WINDOW", QUERN_MAX_WAITING // 2)
 QUERN_BACKFILL_QUEUE = "backfill"
 QUERN_BACKFILL_INTERVAL = env_int("QUERN_BACKFILL_INTERVAL", 5)  # seconds between feeds of running backfills

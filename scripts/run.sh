@@ -21,4 +21,6 @@ fi
 echo "Quern is starting: http://$HOST:$PORT/  (admin: http://$HOST:$PORT/admin/ — create a user with"
 echo "  .venv/bin/python manage.py createsuperuser). Press Ctrl-C to stop."
 # shellcheck disable=SC2086  # the process names are words
-exec $BIN/honcho --procfile Procfile --app-root . start $processes
+# --env /dev/null: the settings come from this environment only, as the broker check above saw it
+# (honcho would otherwise read a .env file that nothing else reads).
+exec $BIN/honcho --env /dev/null --procfile Procfile --app-root . start $processes

@@ -72,9 +72,10 @@ def _database_url(db: dict) -> str:
 
 def purge_queues() -> None:
     """Drop messages a previous run left on the broker (they name rows that no longer exist)."""
+    from indexing import broker
     from project.celery import app
 
-    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+    if broker.configured() == "filesystem":
         # Broadcast bindings of workers from earlier runs (names once made per run) would each
         # get a message file on every inspect; no worker of this data folder is running yet.
         (settings.BROKER_DIR / "control" / "celery.pidbox.exchange").unlink(missing_ok=True)

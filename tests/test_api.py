@@ -81,6 +81,7 @@ def test_interactive_docs_are_served_from_local_files(client):
         ("get", "/api/documents/999999", {}, 404, "not_found"),
         ("get", "/api/nowhere", {}, 404, "not_found"),
         ("post", "/api/nowhere", {}, 404, "not_found"),
+        ("get", "/api/jobs/abc", {}, 404, "not_found"),
         ("get", "/api/", {}, 404, "not_found"),
         ("post", "/api/schema", {}, 405, "method_not_allowed"),
         ("delete", "/api/jobs", {}, 405, "method_not_allowed"),
@@ -248,3 +249,26 @@ def test_json_content_with_an_unpaired_surrogate_is_a_400_not_a_500(client):
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_content"
+
+
+def test_blank_query_values_mean_the_defaults(client):
+    listing = client.get("/api/jobs", {"status": "", "limit": "", "offset": ""})
+    assert listing.status_code == 200
+    assert (listing.json()["limit"], listing.json()["offset"]) == (20, 0)
+    assert client.get("/api/search", {"q": "x", "limit": "", "document": ""}).json()["limit"] == 10
+
+
+def test_format_aliases_and_mime_types_are_read_as_their_format(client, captured_messages):
+    for declared, expected in [("md", "markdown"), ("TXT", "text"), ("text/csv; charset=utf-8", "csv")]:
+        response = client.post(
+            "/api/documents",
+            data={"name": "a", "content": "x,y\n1,2\n", "format": declared},
+            content_type="application/json",
+        )
+        assert response.status_code == 202, response.json()
+        assert response.json()["document"]["format"] == expected
+
+
+def test_an_error_names_only_what_is_known(client):
+    body = client.get("/api/jobs/424242").json()
+    assert body == {"error": {"code": "not_found", "message": "There is no job 424242."}}

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from indexing import pipeline
+from indexing import broker, pipeline
 from indexing.models import Chunk, Job, Record, Status
 from indexing.pipeline import indexer, recovery
 from indexing.query import parse_query
@@ -135,7 +135,7 @@ def test_ci_runs_against_the_services_it_was_asked_for():
     if not os.environ.get("QUERN_REQUIRE_SERVICES"):
         pytest.skip("only asserted when QUERN_REQUIRE_SERVICES is set (CI's services pass)")
     assert connection.vendor == "postgresql"
-    assert settings.CELERY_BROKER_URL.startswith("amqp://")
+    assert broker.is_rabbitmq()
 
 
 def test_nul_characters_and_very_long_keys_are_indexed_on_every_database(captured_messages, clean_index):
@@ -344,7 +344,7 @@ def test_a_full_rabbitmq_queue_refuses_publishes_under_the_policy_and_confirms_r
 
     from indexing.broker.policy import broker_vhost, policy_command
 
-    if not settings.CELERY_BROKER_URL.startswith("amqp://") or not shutil.which("rabbitmqctl"):
+    if not broker.is_rabbitmq() or not shutil.which("rabbitmqctl"):
         pytest.skip("RabbitMQ (with rabbitmqctl on this host) only")
     name = "quern-test-safety-net"
     command = policy_command(queues=[name], max_length=3, name=name)

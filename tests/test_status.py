@@ -63,7 +63,7 @@ def test_queue_numbers_match_rabbitmqctl_and_celery_inspect_at_the_same_moment(a
     """RabbitMQ only: pausing a consumer by broadcast is reliable there, racy on the filesystem broker."""
     from project.celery import app
 
-    if not settings.CELERY_BROKER_URL.startswith("amqp://") or not shutil.which("rabbitmqctl"):
+    if not broker.is_rabbitmq() or not shutil.which("rabbitmqctl"):
         pytest.skip("RabbitMQ (with rabbitmqctl on this host) only")
     from indexing.broker.policy import broker_vhost
 
@@ -90,12 +90,12 @@ def test_queue_numbers_match_rabbitmqctl_and_celery_inspect_at_the_same_moment(a
             check=True,
         ).stdout
         rows = [line.split("\t") for line in listing.strip().splitlines()]
-        broker = {
+        on_broker = {
             name: (int(r), int(u), int(c)) for name, r, u, c in rows if r.isdigit()
         }  # past the header line
         ours = {q["name"]: (q["ready"], q["unacked"], q["consumers"]) for q in status["queues"]}
-        assert ours["backfill"] == broker["backfill"] == (7, 0, 0)
-        assert ours["ingest"] == broker["ingest"] and ours["index"] == broker["index"]
+        assert ours["backfill"] == on_broker["backfill"] == (7, 0, 0)
+        assert ours["ingest"] == on_broker["ingest"] and ours["index"] == on_broker["index"]
         inspected = app.control.inspect(timeout=1).active() or {}
         assert {w["name"]: len(w["active"]) for w in status["workers"]} == {
             name: len(tasks) for name, tasks in inspected.items()

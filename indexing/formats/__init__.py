@@ -5,7 +5,7 @@ Pure: no Django, no Celery. Everything here takes bytes and returns values or ra
 
 from __future__ import annotations
 
-from indexing.formats.detect import detect_format
+from indexing.formats.detect import declared_format, detect_format
 from indexing.formats.encoding import sniff_encoding, transcode_to_utf8
 from indexing.formats.parse import parse_chunk
 from indexing.formats.records import ParsedRecord, ParseError, RecordError
@@ -18,6 +18,7 @@ __all__ = [
     "ParsedRecord",
     "RecordError",
     "SplitResult",
+    "declared_format",
     "detect_format",
     "parse_chunk",
     "sniff_encoding",

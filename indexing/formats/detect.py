@@ -58,19 +58,22 @@ _HTML_TAG = re.compile(
 _MARKDOWN_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
 
 
+def declared_format(declared: str) -> str:
+    """The format a declared name, alias or MIME type stands for ("md", "text/csv; charset=utf-8")."""
+    fmt = _ALIASES.get(declared.split(";", 1)[0].strip().lower())
+    if fmt is None:
+        raise ParseError(
+            "unknown_format",
+            f"Unknown format {declared.strip()!r}. Quern reads csv, jsonl, json, html, markdown and text.",
+        )
+    return fmt
+
+
 def detect_format(declared: str | None, filename: str | None, head: bytes) -> str:
     """The format of a document: the declared one, else its file name's extension, else sniffed
     from `head`."""
     if declared is not None and declared.strip():
-        name = declared.split(";", 1)[0].strip().lower()
-        fmt = _ALIASES.get(name)
-        if fmt is None:
-            raise ParseError(
-                "unknown_format",
-                f"Unknown format {declared.strip()!r}. "
-                "Quern reads csv, jsonl, json, html, markdown and text.",
-            )
-        return fmt
+        return declared_format(declared)
     if filename:
         base = filename.replace("\\", "/").rsplit("/", 1)[-1]
         if "." in base:
