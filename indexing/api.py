@@ -260,7 +260,12 @@ def _submit_json(request: HttpRequest, key: str | None) -> HttpResponse:
     return _accepted([job])
 
 
-@api.get("/documents/{int:document_id}", url_name="document", response={200: DocumentOut, **ERRORS})
+@api.get(
+    "/documents/{int:document_id}",
+    url_name="document",
+    summary="A document: its name, format, size, sha256 and live job",
+    response={200: DocumentOut, **ERRORS},
+)
 def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
     document = Document.objects.filter(pk=document_id).first()
     if document is None:
@@ -295,7 +300,12 @@ def jobs(
     return _model(JobList.model_construct(total=queryset.count(), limit=limit, offset=offset, results=page))
 
 
-@api.get("/jobs/{int:job_id}", url_name="job", response={200: JobOut, **ERRORS})
+@api.get(
+    "/jobs/{int:job_id}",
+    url_name="job",
+    summary="A job: status, progress, errors and timings",
+    response={200: JobOut, **ERRORS},
+)
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = Job.objects.select_related("document").filter(pk=job_id).first()
     if job is None:
