@@ -1,6 +1,6 @@
 """The JSON API on Django Ninja: validate, call one pipeline function, shape through the schemas.
 
-Errors always answer JSON in one shape, `{"error": {"code", "message"}}` (schemas.ErrorOut),
+Errors always answer JSON in one shape, `{"error": {"code", "message"}}` (schemas.Error),
 never an HTML page. The OpenAPI 3.1 document is generated at /api/schema, the interactive docs
 at /api/docs. Answers are written straight from the schema models (pydantic's own serializer):
 Ninja's response validation of a model just built by the same schema would cost time on every
@@ -25,23 +25,12 @@ from ninja.errors import HttpError, ValidationError
 from pydantic import BaseModel, BeforeValidator, TypeAdapter
 from pydantic_core import PydanticUseDefault
 
-from indexing import pipeline
+from indexing import pipeline, schemas
 from indexing.errors import QuernError
 from indexing.models import Document, Job, Source, Status
 from indexing.pipeline import backpressure
 from indexing.pipeline.status import snapshot
-from indexing.schemas import (
-    DocumentOut,
-    ErrorOut,
-    JobList,
-    JobOut,
-    JsonSubmission,
-    MultipartSubmission,
-    SearchResults,
-    message_schemas,
-    parse_json_object,
-    validated,
-)
+from indexing.schemas import JobList, SearchResults, message_schemas, parse_json_object, validated
 from indexing.search import search as search_records
 
 logger = logging.getLogger(__name__)
@@ -57,8 +46,8 @@ def _blank_is_absent(value: Any) -> Any:
 
 # A query parameter given empty (?limit=) means the default, as a form left blank does.
 Blank = BeforeValidator(_blank_is_absent)
-JOBS = TypeAdapter(list[JobOut])
-SUBMISSIONS = (JsonSubmission, MultipartSubmission)
+JOBS = TypeAdapter(list[schemas.Job])
+SUBMISSIONS = (schemas.SubmitJson, schemas.SubmitMultipart)
 
 
 class QuernAPI(NinjaAPI):
@@ -70,7 +59,7 @@ class QuernAPI(NinjaAPI):
             path_prefix = self.get_root_path(path_params or {})
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (*SUBMISSIONS, ErrorOut):
+        for model in (*SUBMISSIONS, schemas.Error):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(model_schema.pop("$defs", {}))
             components[model.__name__] = model_schema
@@ -109,7 +98,7 @@ def _model(model: BaseModel, status: int = 200, **headers: str) -> HttpResponse:
 
 
 def _error(error: QuernError) -> HttpResponse:
-    response = _model(ErrorOut.model_validate(ErrorOut.of(error)), error.status)
+    response = _model(schemas.Error.model_validate(schemas.Error.of(error)), error.status)
     if getattr(error, "retry_after", None):
         response["Retry-After"] = str(error.retry_after)
     return response
@@ -118,8 +107,8 @@ def _error(error: QuernError) -> HttpResponse:
 def _accepted(jobs: list[Job]) -> HttpResponse:
     location = reverse("api:job", args=[jobs[0].pk])
     if len(jobs) == 1:
-        return _model(JobOut.of(jobs[0]), 202, Location=location)
-    return _json(JOBS.dump_json([JobOut.of(job) for job in jobs]), 202, Location=location)
+        return _model(schemas.Job.of(jobs[0]), 202, Location=location)
+    return _json(JOBS.dump_json([schemas.Job.of(job) for job in jobs]), 202, Location=location)
 
 
 @api.exception_handler(QuernError)
@@ -167,7 +156,7 @@ def _unexpected(request: HttpRequest, error: Exception) -> HttpResponse:
     )
 
 
-ERRORS = {400: ErrorOut, 404: ErrorOut, 405: ErrorOut}
+ERRORS = {400: schemas.Error, 404: schemas.Error, 405: schemas.Error}
 
 
 # --- documents -------------------------------------------------------------------------------
@@ -181,13 +170,19 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
     "/documents",
     url_name="documents",
     summary="Submit documents: one job per file",
-    response={202: JobOut | list[JobOut], 413: ErrorOut, 415: ErrorOut, 503: ErrorOut, **ERRORS},
+    response={
+        202: schemas.Job | list[schemas.Job],
+        413: schemas.Error,
+        415: schemas.Error,
+        503: schemas.Error,
+        **ERRORS,
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
-                "multipart/form-data": _body(MultipartSubmission),
-                "application/json": _body(JsonSubmission),
+                "multipart/form-data": _body(schemas.SubmitMultipart),
+                "application/json": _body(schemas.SubmitJson),
             },
         }
     },
@@ -225,7 +220,7 @@ def _submit_files(request: HttpRequest, key: str | None) -> HttpResponse:
     fields = {
         name: request.POST.get(name) for name in ("name", "format", "encoding", "chunk_size", "replace")
     }
-    options = validated(MultipartSubmission, _with_key({**fields, "file": []}, key))
+    options = validated(schemas.SubmitMultipart, _with_key({**fields, "file": []}, key))
     if len(files) > 1 and options.replace is not None:
         raise QuernError("bad_parameter", "replace takes one file at a time.")
     if len(files) > 1 and options.idempotency_key is not None:
@@ -249,7 +244,7 @@ def _submit_files(request: HttpRequest, key: str | None) -> HttpResponse:
 
 
 def _submit_json(request: HttpRequest, key: str | None) -> HttpResponse:
-    submission = validated(JsonSubmission, _with_key(parse_json_object(request.body), key))
+    submission = validated(schemas.SubmitJson, _with_key(parse_json_object(request.body), key))
     job = pipeline.submit(
         io.BytesIO(submission.raw),
         name=submission.name,
@@ -264,20 +259,20 @@ def _submit_json(request: HttpRequest, key: str | None) -> HttpResponse:
     "/documents/{int:document_id}",
     url_name="document",
     summary="A document: its name, format, size, sha256 and live job",
-    response={200: DocumentOut, **ERRORS},
+    response={200: schemas.Document, **ERRORS},
 )
 def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
     document = Document.objects.filter(pk=document_id).first()
     if document is None:
         raise QuernError("not_found", f"There is no document {document_id}.", status=404)
-    return _model(DocumentOut.of(document))
+    return _model(schemas.Document.of(document))
 
 
 @api.post(
     "/documents/{int:document_id}/reindex",
     url_name="document-reindex",
     summary="Re-index a stored document: a new job; the live version stays until it succeeds",
-    response={202: JobOut, **ERRORS},
+    response={202: schemas.Job, **ERRORS},
 )
 def document_reindex(request: HttpRequest, document_id: int) -> HttpResponse:
     return _accepted([pipeline.reindex(document_id, source=Source.API)])
@@ -296,7 +291,7 @@ def jobs(
     queryset = Job.objects.select_related("document").order_by("-id")
     if status:
         queryset = queryset.filter(status=status)
-    page = [JobOut.of(job) for job in queryset[offset : offset + limit]]
+    page = [schemas.Job.of(job) for job in queryset[offset : offset + limit]]
     return _model(JobList.model_construct(total=queryset.count(), limit=limit, offset=offset, results=page))
 
 
@@ -304,13 +299,13 @@ def jobs(
     "/jobs/{int:job_id}",
     url_name="job",
     summary="A job: status, progress, errors and timings",
-    response={200: JobOut, **ERRORS},
+    response={200: schemas.Job, **ERRORS},
 )
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = Job.objects.select_related("document").filter(pk=job_id).first()
     if job is None:
         raise QuernError("not_found", f"There is no job {job_id}.", status=404)
-    return _model(JobOut.of(job))
+    return _model(schemas.Job.of(job))
 
 
 @api.post(
@@ -318,18 +313,18 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     url_name="job-cancel",
     summary="Cancel an unfinished job: it ends cancelled, its records are removed, "
     "the previous version stays",
-    response={200: JobOut, 409: ErrorOut, **ERRORS},
+    response={200: schemas.Job, 409: schemas.Error, **ERRORS},
 )
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     job = pipeline.cancel(job_id)
-    return _model(JobOut.of(Job.objects.select_related("document").get(pk=job.pk)))
+    return _model(schemas.Job.of(Job.objects.select_related("document").get(pk=job.pk)))
 
 
 @api.post(
     "/jobs/{int:job_id}/retry",
     url_name="job-retry",
     summary="Retry a failed or cancelled job: a new job over the same input",
-    response={202: JobOut, 409: ErrorOut, **ERRORS},
+    response={202: schemas.Job, 409: schemas.Error, **ERRORS},
 )
 def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     return _accepted([pipeline.retry(job_id, source=Source.API)])
@@ -361,7 +356,7 @@ def search(
     "/status",
     url_name="status",
     summary="Queues, workers, jobs and throughput now (staff only: it names workers and tasks)",
-    response={200: dict[str, Any], 403: ErrorOut, **ERRORS},
+    response={200: dict[str, Any], 403: schemas.Error, **ERRORS},
 )
 def status(request: HttpRequest) -> HttpResponse:
     if not (request.user.is_authenticated and request.user.is_staff):

@@ -13,11 +13,11 @@ from typing import Any
 from django.conf import settings
 from kombu import Connection
 
-from indexing import pipeline
+from indexing import pipeline, schemas
 from indexing.broker.consumer import SubmitConsumer
 from indexing.models import Job, Source
 from indexing.pipeline import backpressure
-from indexing.schemas import JobOut, parse_submit_message
+from indexing.schemas import parse_submit_message
 
 
 def accepting_submissions() -> bool:
@@ -44,7 +44,7 @@ def take_submission(body: bytes, *, reply_to: str = "", correlation_id: str = ""
 
 def _take(body: bytes, reply_to: str, correlation_id: str) -> dict[str, Any]:
     job = take_submission(body, reply_to=reply_to, correlation_id=correlation_id)
-    return JobOut.of(job).model_dump(mode="json")
+    return schemas.Job.of(job).model_dump(mode="json")
 
 
 def submit_consumer(connection: Connection) -> SubmitConsumer:

@@ -309,7 +309,7 @@ _ONE_CONTENT = {
 }
 
 
-class JsonSubmission(InlineDocument, ApiSubmitOptions):
+class SubmitJson(InlineDocument, ApiSubmitOptions):
     """POST /api/documents with an application/json body."""
 
     model_config = ConfigDict(extra="ignore", frozen=False, json_schema_extra=_ONE_CONTENT)
@@ -336,7 +336,7 @@ class SubmitMessage(InlineDocument, SubmitOptions):
     )
 
 
-class MultipartSubmission(ApiSubmitOptions):
+class SubmitMultipart(ApiSubmitOptions):
     """POST /api/documents as multipart/form-data: files, and the options as form fields."""
 
     name: str | None = Field(default=None, description="Renames a single file.")
@@ -455,10 +455,8 @@ class Progress(BaseModel):
     chunks_done: int = Field(ge=0)
 
 
-class JobOut(BaseModel):
+class Job(BaseModel):
     """A job, as GET /api/jobs/<id>, the job page, the AMQP replies and the events show it."""
-
-    model_config = ConfigDict(title="Job")
 
     id: int
     status: Status
@@ -476,7 +474,7 @@ class JobOut(BaseModel):
     metadata: dict[str, Any] = Field(description="The submitter's own data (AMQP submit messages).")
 
     @classmethod
-    def of(cls, job: Any) -> JobOut:
+    def of(cls, job: Any) -> Job:
         """From a Job row (with its document selected)."""
         return cls.model_construct(
             id=job.pk,
@@ -511,12 +509,10 @@ class JobList(BaseModel):
     total: int
     limit: int
     offset: int
-    results: list[JobOut]
+    results: list[Job]
 
 
-class DocumentOut(BaseModel):
-    model_config = ConfigDict(title="Document")
-
+class Document(BaseModel):
     id: int
     name: str
     format: Format
@@ -527,7 +523,7 @@ class DocumentOut(BaseModel):
     created_at: Moment
 
     @classmethod
-    def of(cls, document: Any) -> DocumentOut:
+    def of(cls, document: Any) -> Document:
         return cls.model_construct(
             id=document.pk,
             name=document.name,
@@ -602,7 +598,7 @@ class ErrorDetail(TypedDict):
     byte: NotRequired[int]
 
 
-class ErrorOut(BaseModel):
+class Error(BaseModel):
     """Every error the API, the AMQP replies and the dead-letter headers give: a code and a message."""
 
     model_config = ConfigDict(title="Error", extra="forbid")
@@ -614,7 +610,7 @@ class ErrorOut(BaseModel):
         return {"error": error.as_dict()}
 
 
-class EventOut(JobOut):
+class Event(Job):
     """`job.<status>` on the topic exchange quern.events: the job, the routing key and an id.
 
     Every copy of one event carries the same event_id: consumers drop duplicates by it.
@@ -628,7 +624,7 @@ class EventOut(JobOut):
     )
 
 
-Reply = TypeAdapter(JobOut | ErrorOut)
+Reply = TypeAdapter(Job | Error)
 
 # --- the open queue's published JSON Schemas ------------------------------------------------
 
@@ -649,6 +645,6 @@ def message_schemas() -> dict[str, dict[str, Any]]:
     )
     return {
         "submit": _closed(SubmitMessage.model_json_schema()),
-        "event": _closed(EventOut.model_json_schema(mode="serialization")),
+        "event": _closed(Event.model_json_schema(mode="serialization")),
         "reply": _closed(reply),
     }

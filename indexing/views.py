@@ -12,13 +12,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from indexing import pipeline
+from indexing import pipeline, schemas
 from indexing.errors import QuernError
 from indexing.forms import UploadForm
 from indexing.models import Job, Source
 from indexing.pipeline import backpressure
 from indexing.pipeline.status import snapshot
-from indexing.schemas import JobOut, SearchResults
+from indexing.schemas import SearchResults
 from indexing.search import search as search_records
 
 
@@ -61,7 +61,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("document"), pk=job_id)
     return render(
-        request, "indexing/job_detail.html", {"job": job, "job_json": JobOut.of(job).model_dump(mode="json")}
+        request,
+        "indexing/job_detail.html",
+        {"job": job, "job_json": schemas.Job.of(job).model_dump(mode="json")},
     )
 
 

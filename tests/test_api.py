@@ -49,7 +49,7 @@ def test_submit_answer_matches_the_schema_and_nothing_is_sent_before_commit(
             content_type="application/json",
         )
     assert response.status_code == 202
-    jsonschema.validate(response.json(), _schema_for("JobOut"))
+    jsonschema.validate(response.json(), _schema_for("Job"))
     job = Job.objects.get()
     assert captured_messages == []
     for callback in callbacks:
@@ -59,7 +59,7 @@ def test_submit_answer_matches_the_schema_and_nothing_is_sent_before_commit(
     jsonschema.validate(listing, _schema_for("JobList"))
     assert [j["id"] for j in listing["results"]] == [job.pk]
     document = client.get(f"/api/documents/{job.document_id}").json()
-    jsonschema.validate(document, _schema_for("DocumentOut"))
+    jsonschema.validate(document, _schema_for("Document"))
 
 
 def test_search_answer_matches_the_schema(client):
@@ -174,7 +174,7 @@ def test_api_errors_are_json_with_a_fitting_status(captured_messages, method, pa
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
     body = response.json()
-    jsonschema.validate(body, _schema_for("ErrorOut"))
+    jsonschema.validate(body, _schema_for("Error"))
     assert body["error"]["code"] == code
     assert Job.objects.count() == 0
 

@@ -22,9 +22,9 @@ from django.db import InterfaceError, OperationalError, close_old_connections, t
 from kombu import Connection
 from kombu.mixins import ConsumerProducerMixin
 
+from indexing import schemas
 from indexing.broker.queues import REJECTED_QUEUE, SUBMIT_QUEUE
 from indexing.errors import QuernError
-from indexing.schemas import ErrorOut
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class SubmitConsumer(ConsumerProducerMixin):
             retry_policy={"max_retries": 3},
         )
         reply_to, correlation_id = properties.get("reply_to") or "", properties.get("correlation_id") or ""
-        self._reply(reply_to, correlation_id, ErrorOut.of(error))
+        self._reply(reply_to, correlation_id, schemas.Error.of(error))
         message.ack()
         logger.warning(
             "Rejected a submit message to %s: %s: %s", REJECTED_QUEUE.name, error.code, error.message

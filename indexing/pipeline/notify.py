@@ -3,7 +3,7 @@
 Published after the job's end is committed, with publisher confirms, at least once: the job's
 `events_pending` flag (set in the transaction that ended it) is cleared only after the broker
 confirmed; reconcile publishes again whatever is still flagged. Every copy of one event carries
-the same `event_id`, so consumers drop duplicates by it. The body is `schemas.EventOut`.
+the same `event_id`, so consumers drop duplicates by it. The body is `schemas.Event`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from indexing import broker
+from indexing import broker, schemas
 from indexing.broker import events
 from indexing.models import Job
-from indexing.schemas import EventOut, JobOut
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +36,9 @@ def publish_job_end(job_id: int) -> bool:
     job = Job.objects.select_related("document").filter(pk=job_id, events_pending=True).first()
     if job is None:  # published already (by the commit hook or another reconcile run)
         return False
-    body = JobOut.of(job)
+    body = schemas.Job.of(job)
     key = f"job.{job.status}"
-    event = EventOut.model_construct(**dict(body), event=key, event_id=event_id(job))
+    event = schemas.Event.model_construct(**dict(body), event=key, event_id=event_id(job))
     messages: list[events.Outgoing] = [
         (events.EVENTS_EXCHANGE, key, event.model_dump(mode="json"), {"message_id": event_id(job)})
     ]
