@@ -34,7 +34,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from indexing.errors import QuernError
-from indexing.formats import ParseError, declared_format
+from indexing.formats import FORMATS, ParseError, declared_format
 from indexing.models import Status
 
 MAX_NAME = 255
@@ -47,15 +47,8 @@ BASE64 = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 MISSING_NAME = 'Give the document a name, e.g. {"name": "notes.csv", "content": "..."}.'
 
 
-class Format(StrEnum):
-    """The document formats Quern reads."""
-
-    CSV = "csv"
-    JSONL = "jsonl"
-    JSON = "json"
-    HTML = "html"
-    MARKDOWN = "markdown"
-    TEXT = "text"
+# The document formats Quern reads: one list, the parsers' own (indexing.formats.FORMATS).
+Format = StrEnum("Format", {name.upper(): name for name in FORMATS})
 
 
 FORMAT_LABELS = {
