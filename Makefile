@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 NODE_STAMP := examples/node_modules/.installed
 
-.PHONY: run test test-unit lint install install-test install-bench migrate worker web bench bench-pg clean
+.PHONY: run test test-unit lint install install-test install-bench migrate worker web bench bench-pg bench-relevance clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,13 @@ bench: install-bench
 ## make bench-pg: the same on PostgreSQL + RabbitMQ (database quern_bench, created afresh).
 bench-pg: install-bench
 	$(BIN)/python -m bench --mode pg $(BENCH_ARGS)
+
+## make bench-relevance: search quality on the judged Cranfield collection (../shared/relevance),
+## nDCG@10, recall@10 and questions with no hit beside a plain BM25 of the same run, on SQLite then
+## PostgreSQL + RabbitMQ; BENCH_ARGS="--mode sqlite" for one, --docs/--queries/--qrels for another
+## SMART collection.
+bench-relevance: install-bench
+	$(BIN)/python -m bench relevance $(BENCH_ARGS)
 
 ## make bench-chart: docs/chunk-size.png from the latest results files that swept chunk sizes.
 bench-chart: install-bench

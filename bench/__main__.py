@@ -591,6 +591,10 @@ def markdown(paths: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["relevance"]:
+        from bench import relevance  # its reference (bm25s) is only needed here
+
+        return relevance.main(argv[1:])
     if argv[:1] == ["compare"]:
         compare(argv[1], argv[2])
         return 0

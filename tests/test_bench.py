@@ -69,3 +69,26 @@ def test_compare_prints_the_ratio_of_two_runs(tmp_path):
     ).stdout
     line = next(line for line in out.splitlines() if "ingest sentences.csv (quern)" in line)
     assert line.split()[-1] == "0.50"
+
+
+def test_relevance_reads_smart_entries_and_graded_judgements():
+    from bench.relevance import read_qrels, read_smart
+
+    entries = read_smart(
+        ".I 1\n.T\nwing\nflow .\n.A\nsmith\n.W\nlift of a\nwing .\n.I 002\n.W\nwhat lift .\n"
+    )
+    assert entries == [
+        ("1", {"T": "wing flow .", "A": "smith", "W": "lift of a wing ."}),
+        ("002", {"W": "what lift ."}),
+    ]
+    assert read_qrels("1 184 2\n1 29 1\n2 7 -1\n2 8 4\n") == {1: {"184": 3, "29": 4}, 2: {"8": 1}}
+
+
+def test_ndcg_is_one_for_the_ideal_order_and_recall_counts_the_relevant_found():
+    from bench.relevance import ndcg_at, recall_at
+
+    gains = {"a": 3, "b": 1}
+    assert ndcg_at(["a", "b", "x"], gains) == 1.0
+    assert 0 < ndcg_at(["x", "b", "a"], gains) < 1.0
+    assert ndcg_at([], gains) == 0.0
+    assert recall_at(["b", "x"], gains) == 0.5
