@@ -98,7 +98,7 @@ def _model(model: BaseModel, status: int = 200, **headers: str) -> HttpResponse:
 
 
 def _error(error: QuernError) -> HttpResponse:
-    response = _model(schemas.Error.model_validate(schemas.Error.of(error)), error.status)
+    response = _model(schemas.Error.of(error), error.status)
     if getattr(error, "retry_after", None):
         response["Retry-After"] = str(error.retry_after)
     return response

@@ -599,8 +599,8 @@ class Error(BaseModel):
     error: ErrorDetail
 
     @classmethod
-    def of(cls, error: QuernError) -> dict[str, Any]:
-        return {"error": error.as_dict()}
+    def of(cls, error: QuernError) -> Error:
+        return cls.model_validate({"error": error.as_dict()})
 
 
 class Event(Job):

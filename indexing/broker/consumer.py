@@ -148,7 +148,7 @@ class SubmitConsumer(ConsumerProducerMixin):
             retry_policy={"max_retries": 3},
         )
         reply_to, correlation_id = properties.get("reply_to") or "", properties.get("correlation_id") or ""
-        self._reply(reply_to, correlation_id, schemas.Error.of(error))
+        self._reply(reply_to, correlation_id, schemas.Error.of(error).model_dump(mode="json"))
         message.ack()
         logger.warning(
             "Rejected a submit message to %s: %s: %s", REJECTED_QUEUE.name, error.code, error.message
