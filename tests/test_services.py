@@ -1,4 +1,4 @@
-"""The services step by step, in-process: each runs twice and leaves the state of one run."""
+"""The pipeline's steps, in-process: each runs twice and leaves the state of one run."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.db import connection
 
 from indexing import broker, pipeline
 from indexing.models import Chunk, Job, Record, Status
-from indexing.pipeline import indexer, recovery
+from indexing.pipeline import indexer, jobs, recovery
 from indexing.query import parse_query
 from indexing.schemas import SubmitOptions
 from indexing.search import get_backend
@@ -375,3 +375,15 @@ def test_a_full_rabbitmq_queue_refuses_publishes_under_the_policy_and_confirms_r
                 ["rabbitmqctl", "clear_policy", "-p", broker_vhost(), name], capture_output=True, timeout=60
             )
             queue(connection.channel()).delete()
+
+
+def test_a_job_moves_only_along_its_state_machine(captured_messages, clean_index):
+    job = pipeline.submit(io.BytesIO(b"a grey heron\n"), name="heron.txt")
+    with pytest.raises(jobs.IllegalMove), jobs.locked(job.pk) as queued:
+        jobs.move(queued, Status.SUCCEEDED)  # nothing succeeds without being split and indexed
+    pipeline.cancel(job.pk)
+    with pytest.raises(jobs.IllegalMove), jobs.locked(job.pk) as cancelled:
+        jobs.move(cancelled, Status.SPLITTING)  # an ended job stays ended
+    job.refresh_from_db()
+    assert job.status == Status.CANCELLED and job.finished_at is not None
+    assert captured_messages == [("quern.split", [job.pk]), ("quern.purge_job", [job.pk])]

@@ -6,6 +6,7 @@ state change with a row lock and the status it expects, so a second run changes 
     intake      submit, reindex, retry: a new job, split after commit
     splitting   split: chunk boundaries stored, one index_chunk sent per chunk
     indexer     index_chunk: one chunk's records replaced and marked done
+    jobs        the job's status machine: every status change, on the job's locked row
     finish      finalize, fail, cancel, purge_job: how a job ends
     notify      the end's event and reply (RabbitMQ)
     recovery    reconcile: re-send what lost messages left undone

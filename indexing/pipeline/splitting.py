@@ -8,8 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from indexing.formats import ParseError, split_document
-from indexing.models import Chunk, Job, Status
-from indexing.pipeline import storage
+from indexing.models import Chunk, Status
+from indexing.pipeline import jobs, storage
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.finish import fail
 
@@ -20,16 +20,13 @@ def split(job_id: int) -> list[int]:
     A document of one chunk sends nothing: the chunk number is returned for the caller to index
     at once, in the same worker (a hop through the broker is most of a small document's time).
     """
-    with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
+    with jobs.locked(job_id) as job:
         if job is not None and job.status == Status.INDEXING and job.chunks_total == 1:
             return [0]  # a redelivered split of a one-chunk job: its chunk may not be done yet
         # SPLITTING too: a split whose worker died is redelivered and runs again from the start.
-        if job is None or job.status not in (Status.QUEUED, Status.SPLITTING):
+        if job is None or not jobs.can_move(job, Status.SPLITTING):
             return []
-        job.status = Status.SPLITTING
-        job.split_started_at = timezone.now()
-        job.save(update_fields=["status", "split_started_at", "updated_at"])
+        jobs.move(job, Status.SPLITTING)
     try:
         utf8_path = storage.utf8_copy(job)
         with default_storage.open(utf8_path or job.file.name, "rb") as stream:
@@ -43,9 +40,9 @@ def split(job_id: int) -> list[int]:
             {"code": "no_records", "message": f"{job.document.name} holds no {job.format} records to index."},
         )
         return []
-    with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job_id)
-        if job.status != Status.SPLITTING:  # cancelled meanwhile, or another run finished first
+    with jobs.locked(job_id) as job:
+        # Cancelled meanwhile, or another run of this split finished first.
+        if job is None or job.status != Status.SPLITTING:
             if utf8_path:
                 transaction.on_commit(lambda: storage.delete(utf8_path))
             return []
@@ -68,9 +65,7 @@ def split(job_id: int) -> list[int]:
         job.split_info = {"header": result.header, "dialect": result.dialect, "title": result.title}
         job.records_total = result.units
         job.chunks_total = len(result.chunks)
-        job.status = Status.INDEXING
-        job.split_finished_at = timezone.now()
-        job.save()
+        jobs.move(job, Status.INDEXING, also=("utf8_path", "split_info", "records_total", "chunks_total"))
         if len(result.chunks) == 1:
             return [0]
         send_after_commit([("quern.index_chunk", [job.pk, c.number]) for c in result.chunks])
