@@ -47,6 +47,7 @@ def _blank_is_absent(value: Any) -> Any:
 # A query parameter given empty (?limit=) means the default, as a form left blank does.
 Blank = BeforeValidator(_blank_is_absent)
 JOBS = TypeAdapter(list[schemas.Job])
+JSON_OBJECT = TypeAdapter(dict[str, Any])
 SUBMISSIONS = (schemas.SubmitJson, schemas.SubmitMultipart)
 
 
@@ -220,7 +221,7 @@ def _submit_files(request: HttpRequest, key: str | None) -> HttpResponse:
     fields = {
         name: request.POST.get(name) for name in ("name", "format", "encoding", "chunk_size", "replace")
     }
-    options = validated(schemas.SubmitMultipart, _with_key({**fields, "file": []}, key))
+    options = validated(schemas.SubmitMultipart, _with_key(fields, key))
     if len(files) > 1 and options.replace is not None:
         raise QuernError("bad_parameter", "replace takes one file at a time.")
     if len(files) > 1 and options.idempotency_key is not None:
@@ -361,7 +362,7 @@ def search(
 def status(request: HttpRequest) -> HttpResponse:
     if not (request.user.is_authenticated and request.user.is_staff):
         raise QuernError("forbidden", "The status is for staff: log in at /admin/ first.", status=403)
-    return _json(TypeAdapter(dict[str, Any]).dump_json(snapshot()))
+    return _json(JSON_OBJECT.dump_json(snapshot()))
 
 
 @api.get(
@@ -371,11 +372,11 @@ def status(request: HttpRequest) -> HttpResponse:
     response={200: dict[str, Any], **ERRORS},
 )
 def message_schema(request: HttpRequest, name: str) -> HttpResponse:
-    schemas = message_schemas()
-    if name not in schemas:
-        known = ", ".join(sorted(schemas))
+    published = message_schemas()
+    if name not in published:
+        known = ", ".join(sorted(published))
         raise QuernError("not_found", f"There is no message schema {name!r}; there are {known}.", status=404)
-    return _json(TypeAdapter(dict[str, Any]).dump_json(schemas[name]))
+    return _json(JSON_OBJECT.dump_json(published[name]))
 
 
 # --- URLs ------------------------------------------------------------------------------------

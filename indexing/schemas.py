@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from datetime import datetime
 from enum import StrEnum
@@ -203,6 +204,14 @@ class ApiSubmitOptions(SubmitOptions):
         return _whole_number("replace", value)
 
 
+_RAW = "raw"  # where a validation's context keeps the document's bytes once made
+
+
+def _keep(info: ValidationInfo, raw: bytes) -> None:
+    if info.context is not None:
+        info.context[_RAW] = raw
+
+
 class InlineDocument(BaseModel):
     """A document carried in the message itself: a name, and its text or its bytes in base64."""
 
@@ -237,17 +246,18 @@ class InlineDocument(BaseModel):
 
     @field_validator("content", mode="before")
     @classmethod
-    def _content(cls, value: Any) -> str | None:
+    def _content(cls, value: Any, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str):
             raise _refuse("bad_content", "content must be a string; use content_base64 for bytes.")
         try:
-            value.encode("utf-8")
+            raw = value.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate escape ("\ud800") is valid JSON but no text
             raise _refuse(
                 "bad_content", "content holds an unpaired surrogate; send bytes as content_base64."
             ) from None
+        _keep(info, raw)
         return value
 
     @field_validator("content_base64", mode="before")
@@ -264,16 +274,21 @@ class InlineDocument(BaseModel):
             )
         if value is not None:
             try:
-                base64.b64decode(value, validate=True)
+                raw = base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
                 raise _refuse(
                     "bad_content", "content_base64 is not valid base64 (RFC 4648, no line breaks)."
                 ) from None
+            _keep(info, raw)
         return value
 
     @model_validator(mode="after")
-    def _keep_bytes(self) -> InlineDocument:
-        if self.content is not None:
+    def _keep_bytes(self, info: ValidationInfo) -> InlineDocument:
+        # A message may be 32 MiB: the bytes the validators made are kept, not made again.
+        kept = info.context.get(_RAW) if info.context else None
+        if kept is not None:
+            self._raw = kept
+        elif self.content is not None:
             self._raw = self.content.encode("utf-8")
         else:
             self._raw = base64.b64decode(self.content_base64 or "")
@@ -332,8 +347,13 @@ class SubmitMessage(InlineDocument, SubmitOptions):
 class SubmitMultipart(ApiSubmitOptions):
     """POST /api/documents as multipart/form-data: files, and the options as form fields."""
 
+    model_config = ConfigDict(json_schema_extra={"required": ["file"]})
+
     name: str | None = Field(default=None, description="Renames a single file.")
-    file: list[bytes] = Field(json_schema_extra={"items": {"type": "string", "format": "binary"}})
+    # Documented here; the files themselves are streamed to storage by the endpoint, not validated.
+    file: list[bytes] = Field(
+        default_factory=list, json_schema_extra={"items": {"type": "string", "format": "binary"}}
+    )
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -398,7 +418,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 def validated(model: type[M], data: dict[str, Any]) -> M:
     """`data` checked by `model`, or the QuernError a person should fix first."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={})
     except ValidationError as error:
         raise as_quern_error(error) from None
 
@@ -626,6 +646,7 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
+@functools.cache
 def message_schemas() -> dict[str, dict[str, Any]]:
     """The JSON Schemas of the open queue's messages, generated from the models that check them."""
     reply = Reply.json_schema(mode="serialization")

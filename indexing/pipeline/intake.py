@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from indexing.errors import QuernError
-from indexing.formats import ParseError, detect_format, sniff_encoding
+from indexing.formats import detect_format, sniff_encoding
 from indexing.models import Document, Job, Source, Status
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.storage import StoredFile, store_stream
@@ -41,19 +41,15 @@ def submit(
     stored = store_stream(stream)
     if stored.size == 0:
         raise QuernError("empty_document", f"{name} is empty: there is nothing to index.")
-    encoding = options.encoding
-    try:
-        fmt = detect_format(options.format, name, stored.head)
-        if encoding:  # reject an unknown encoding now, and store its canonical name
-            encoding = sniff_encoding(b"", encoding)
-    except ParseError as error:
-        status = 415 if error.code == "unknown_format" else 400
-        raise QuernError(error.code, error.message, status=status) from error
+    # A declared format was checked at the edge; an unknown encoding raises its ParseError now
+    # (a QuernError, 400), and a known one is stored by its canonical name.
+    fmt = detect_format(options.format, name, stored.head)
+    encoding = sniff_encoding(b"", options.encoding) if options.encoding else ""
     fields = {
         "source": source,
         "format": fmt,
-        "encoding": encoding or "",
-        "chunk_size": options.chunk_size or _default_chunk_size(),
+        "encoding": encoding,
+        "chunk_size": options.chunk_size or settings.QUERN_CHUNK_SIZE,
         "idempotency_key": key or None,
         "reply_to": reply_to[:255],
         "correlation_id": correlation_id[:255],
@@ -66,10 +62,6 @@ def submit(
         if key and (existing := _job_for_key(key)):
             return existing
         raise
-
-
-def _default_chunk_size() -> int:
-    return settings.QUERN_CHUNK_SIZE
 
 
 def _job_for_key(key: str) -> Job | None:
@@ -134,7 +126,7 @@ def reindex(
             document,
             document=document,
             source=source,
-            chunk_size=chunk_size or _default_chunk_size(),
+            chunk_size=chunk_size or settings.QUERN_CHUNK_SIZE,
             backfill_id=backfill_id,
         )
 
