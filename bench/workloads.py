@@ -106,13 +106,11 @@ def delete_documents(names: list[str]) -> None:
     """Remove earlier runs' documents of a workload, so each run starts from the same state."""
     from django.db import connection
 
-    from indexing.models import Document, Job
-    from indexing.search import get_backend
+    from indexing import pipeline
+    from indexing.models import Document
 
-    backend = get_backend()
-    for job_id in Job.objects.filter(document__name__in=names).values_list("pk", flat=True):
-        backend.remove_job(job_id)
-    Document.objects.filter(name__in=names).delete()
+    for document_id in Document.objects.filter(name__in=names).values_list("pk", flat=True):
+        pipeline.delete_document(document_id)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE indexing_record")
@@ -264,21 +262,35 @@ def captured_search_sql(queries: list[str]) -> dict[str, list[tuple[str, tuple]]
     """The SQL statements (and parameters) Quern's search backend runs for each query."""
     from django.db import connection
 
-    from indexing.query import parse_query
-    from indexing.search import get_backend
+    from indexing.search import search
 
-    backend, captured = get_backend(), {}
+    captured = {}
     for q in queries:
-        statements: list[tuple[str, tuple]] = []
+        statements: list[tuple[str, tuple | dict]] = []
 
         def keep(execute, sql, params, many, context, statements=statements):
-            statements.append((sql, tuple(params or ())))
+            statements.append((sql, params if isinstance(params, dict) else tuple(params or ())))
             return execute(sql, params, many, context)
 
         with connection.execute_wrapper(keep):
-            backend.search(parse_query(q), limit=10, offset=0)
+            search(q, limit=10)
         captured[q] = statements
     return captured
+
+
+# The bench's queries as a person types them into a search box: the same words inside a
+# question, in rotation. The extra words are common in the corpus, so a sentence matches far
+# more records than its query: what ranking the top k "without scoring every match" is about.
+SENTENCE_FRAMES = (
+    "what does {} mean",
+    "where can I find {}",
+    "how is {} used",
+    "tell me about {}",
+)
+
+
+def as_sentences(queries: list[str]) -> list[str]:
+    return [SENTENCE_FRAMES[i % len(SENTENCE_FRAMES)].format(q) for i, q in enumerate(queries)]
 
 
 def _percentile(values: list[float], p: float) -> float:

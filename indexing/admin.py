@@ -37,6 +37,15 @@ class DocumentAdmin(admin.ModelAdmin):
     fields = ("name", "title", "format", "encoding", *readonly_fields)
     actions = ["reindex", "backfill"]
 
+    # Deleting goes through the pipeline: the records leave the index (FTS5 rows are not a
+    # cascade) and the live version leaves search's statistics.
+    def delete_model(self, request, obj: Document) -> None:
+        pipeline.delete_document(obj.pk)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for document_id in queryset.values_list("pk", flat=True):
+            pipeline.delete_document(document_id)
+
     @admin.display(description="live job")
     def live_job_link(self, document: Document):
         return (

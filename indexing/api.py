@@ -30,8 +30,17 @@ from indexing.errors import QuernError
 from indexing.models import Document, Job, Source, Status
 from indexing.pipeline import backpressure
 from indexing.pipeline.status import snapshot
-from indexing.schemas import JobList, SearchResults, message_schemas, parse_json_object, validated
+from indexing.schemas import (
+    JobList,
+    Match,
+    SearchResults,
+    Suggestions,
+    message_schemas,
+    parse_json_object,
+    validated,
+)
 from indexing.search import search as search_records
+from indexing.search import suggest as suggest_words
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +346,11 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
 @api.get(
     "/search",
     url_name="search",
-    summary="Ranked hits with a highlighted snippet (HTML-escaped text, matches in <mark>)",
+    summary="Ranked hits (BM25, title above body), each with an HTML-escaped snippet, matches in <mark>",
+    description='Words, "quoted phrases", `OR` and `-excluded`, as in a web search. By default a '
+    "sentence finds its best partial matches, rare words counting most; `match=all` requires every "
+    "word. A word that matches nothing is replaced by a close word of the live vocabulary "
+    "(`corrected_query`); the last word, still being typed, also matches as a prefix.",
     response={200: SearchResults, **ERRORS},
 )
 def search(
@@ -348,9 +361,28 @@ def search(
     document: Annotated[int | None, Blank] = Query(
         None, ge=1, le=2**62, description="Only this document's records."
     ),
+    match: Annotated[Match, Blank] = Query(
+        Match.ANY, description="`any` (a sentence) or `all` (every word)."
+    ),
 ) -> HttpResponse:
-    page = search_records(q, limit=limit, offset=offset, document_id=document)
-    return _model(SearchResults.of(q, page, limit=limit, offset=offset))
+    searched = search_records(
+        q, limit=limit, offset=offset, document_id=document, match_all=match == Match.ALL
+    )
+    return _model(SearchResults.of(q, searched, match=match, limit=limit, offset=offset))
+
+
+@api.get(
+    "/suggest",
+    url_name="suggest",
+    summary="Completions of the query's last word from the live vocabulary, most frequent first",
+    response={200: Suggestions, **ERRORS},
+)
+def suggest(
+    request: HttpRequest,
+    q: str = "",
+    limit: Annotated[int, Blank] = Query(8, ge=1, le=50),
+) -> HttpResponse:
+    return _model(Suggestions.of(q, suggest_words(q, limit=limit)))
 
 
 @api.get(

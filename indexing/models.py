@@ -102,6 +102,9 @@ class Job(models.Model):
     # Outbox: set in the transaction that ends the job, cleared once its event (and end reply) is
     # confirmed by the broker; reconcile re-publishes what stays set (at-least-once events).
     events_pending = models.BooleanField(default=False, db_index=True)
+    # Whether this job's chunks are counted in Term and SearchStats (set as it goes live, cleared
+    # as it is retired), so a second delivery of either never counts twice.
+    terms_counted = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-id"]
@@ -144,6 +147,11 @@ class Chunk(models.Model):
     # Runs started and never ended (a worker killed mid-chunk): past the limit the job fails
     # instead of the chunk being redelivered for ever.
     attempts = models.PositiveIntegerField(default=0)
+    # What the chunk adds to search's statistics when its job goes live (and takes away when the
+    # version is retired): vocabulary word -> records holding it, and the index length of its
+    # records (PostgreSQL's BM25; 0 where the database keeps its own statistics).
+    terms = models.JSONField(default=dict, blank=True)
+    length = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["job", "number"]
@@ -176,6 +184,35 @@ class Record(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.title[:60]}" if self.title else f"record {self.key}"
+
+
+class Term(models.Model):
+    """A word of the live vocabulary and in how many live records it appears.
+
+    Typo corrections and completions come from here; on PostgreSQL, BM25's document frequencies
+    too, summed by `lexeme` (the word's `english` stem). Kept by finalize: a version's words are
+    added as it goes live and taken away as it is retired. A word at 0 stays, unused.
+    """
+
+    word = models.CharField(max_length=64, unique=True)
+    df = models.BigIntegerField(default=0)
+    lexeme = models.CharField(max_length=128, blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.word} ({self.df})"
+
+
+class SearchStats(models.Model):
+    """Live records and their total index length (one row): BM25's N and average length."""
+
+    records = models.BigIntegerField(default=0)
+    length = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "search stats"
+
+    def __str__(self) -> str:
+        return f"{self.records:,} live records"
 
 
 class BackfillStatus(models.TextChoices):

@@ -568,22 +568,52 @@ class HitOut(BaseModel):
     document: DocumentName
 
 
+class Match(StrEnum):
+    """How a query's bare words count: `any` ranks records holding some of them (a sentence finds
+    its best partial matches); `all` requires every one."""
+
+    ANY = "any"
+    ALL = "all"
+
+
+class CorrectionOut(BaseModel):
+    typed: str
+    to: str = Field(description="The close word of the live vocabulary searched for it.")
+
+
 class SearchResults(BaseModel):
     """A page of search hits, as GET /api/search and the search page show it."""
 
     query: str
+    match: Match
     total: int
+    total_exact: bool = Field(
+        description="False when many records match: `total` is then an estimate, and the hits are "
+        "the best of a bounded set of candidates (its rarest words' matches)."
+    )
+    corrected_query: str | None = Field(
+        description="The query as searched when a word that matches nothing was replaced by a close "
+        'word of the live vocabulary: "showing results for …".'
+    )
+    corrections: list[CorrectionOut]
+    completions: list[str] = Field(description="Words of the live vocabulary the last word was completed to.")
     limit: int
     offset: int
     took_ms: float
     hits: list[HitOut]
 
     @classmethod
-    def of(cls, query: str, page: Any, *, limit: int, offset: int) -> SearchResults:
-        """From a search backend's page of hits."""
+    def of(cls, query: str, searched: Any, *, match: Match, limit: int, offset: int) -> SearchResults:
+        """From a search's outcome (indexing.search.Searched)."""
+        page = searched.page
         return cls.model_construct(
             query=query,
+            match=match,
             total=page.total,
+            total_exact=page.total_exact,
+            corrected_query=searched.corrected,
+            corrections=[CorrectionOut.model_construct(typed=t, to=to) for t, to in searched.corrections],
+            completions=searched.completed,
             limit=limit,
             offset=offset,
             took_ms=page.took_ms,
@@ -599,6 +629,19 @@ class SearchResults(BaseModel):
                 for hit in page.hits
             ],
         )
+
+
+class Suggestions(BaseModel):
+    """Completions of the last word of `query` from the live vocabulary, most frequent first."""
+
+    query: str
+    suggestions: list[str] = Field(description="The query with its last word completed.")
+    words: list[str] = Field(description="The completed words themselves.")
+
+    @classmethod
+    def of(cls, query: str, words: list[str]) -> Suggestions:
+        head = query[: len(query.rstrip()) - len(query.rstrip().split()[-1])] if query.strip() else ""
+        return cls.model_construct(query=query, suggestions=[head + w for w in words], words=words)
 
 
 class ErrorDetail(TypedDict):

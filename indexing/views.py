@@ -18,7 +18,7 @@ from indexing.forms import UploadForm
 from indexing.models import Job, Source
 from indexing.pipeline import backpressure
 from indexing.pipeline.status import snapshot
-from indexing.schemas import SearchResults
+from indexing.schemas import Match, SearchResults
 from indexing.search import search as search_records
 
 
@@ -96,6 +96,7 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
 
 def search(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
+    match = Match.ALL if request.GET.get("match") == Match.ALL else Match.ANY
     per_page = 10
     try:
         page_number = max(1, min(int(request.GET.get("page", "1")), 1000))
@@ -104,9 +105,10 @@ def search(request: HttpRequest) -> HttpResponse:
     offset = (page_number - 1) * per_page
     results = None
     if q:
-        page = search_records(q, limit=per_page, offset=offset)
-        results = SearchResults.of(q, page, limit=per_page, offset=offset).model_dump(mode="json")
-    context = {"q": q, "results": results, "page_number": page_number}
+        searched = search_records(q, limit=per_page, offset=offset, match_all=match == Match.ALL)
+        results = SearchResults.of(q, searched, match=match, limit=per_page, offset=offset)
+        results = results.model_dump(mode="json")
+    context = {"q": q, "match": match.value, "results": results, "page_number": page_number}
     if results:
         last_page = (results["total"] + per_page - 1) // per_page
         context.update(

@@ -30,6 +30,7 @@ def test_served_schema_is_valid_openapi_and_lists_every_endpoint(client):
         "/api/jobs",
         "/api/jobs/{job_id}",
         "/api/search",
+        "/api/suggest",
         "/api/schema",
         "/api/schema/messages/{name}",
         "/api/documents/{document_id}/reindex",

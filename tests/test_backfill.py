@@ -10,9 +10,8 @@ from django.core.management import call_command
 from indexing import pipeline
 from indexing.models import Backfill, BackfillStatus, Document, Job, Source, Status
 from indexing.pipeline import backfills, backpressure, dispatch
-from indexing.query import parse_query
 from indexing.schemas import SubmitOptions
-from indexing.search import get_backend
+from indexing.search import search
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,7 +36,7 @@ def _documents(count: int, monkeypatch) -> list[Document]:
 
 
 def _total(q: str) -> int:
-    return get_backend().search(parse_query(q), limit=1, offset=0).total
+    return search(q, limit=1).page.total
 
 
 def test_reindex_all_replaces_every_version_within_the_window_and_search_never_misses(

@@ -208,3 +208,26 @@ def _named(data: bytes, name: str):
     stream = io.BytesIO(data)
     stream.name = name
     return stream
+
+
+def test_search_page_answers_while_typing_with_partial_matches_and_corrections(
+    live_server, captured_messages, clean_index, page, shots
+):
+    from tests.test_search import BIRDS, index
+
+    index("birds.jsonl", BIRDS)
+    page.goto(live_server.url + "/search/")
+    page.evaluate("window.notReloaded = true")
+    page.locator("input[name=q]").press_sequentially("where does the sparow wai", delay=40)
+    expect(page.locator("#correction")).to_contain_text("Showing results for where does the sparrow wai")
+    expect(page.locator("#result-count")).to_contain_text("of 22 results")  # sparrow, or a word for waits
+    expect(page.locator(".hit").first.locator(".hit-title")).to_have_text("Sparrow")
+    assert page.evaluate("window.notReloaded") is True  # answered in place, no page load
+    assert "q=where+does+the+sparow+wai" in page.url.replace("%20", "+")
+    page.screenshot(path=str(shots / "search-as-you-type.png"), full_page=True)
+
+    # Every word: only the record holding both.
+    page.locator("input[name=q]").fill("sparrow road")
+    page.locator("input[name=match]").check()
+    expect(page.locator("#result-count")).to_contain_text("1–1 of 1 result")
+    page.screenshot(path=str(shots / "search-every-word.png"), full_page=True)

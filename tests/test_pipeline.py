@@ -9,8 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from indexing.models import Document, Job, Record, Status
-from indexing.query import parse_query
-from indexing.search import get_backend
+from indexing.search import search
 from tests.conftest import wait_for, wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -104,7 +103,7 @@ def test_ingest_command_waits_and_reports_success(tmp_path, capsys, pipeline):
     assert "succeeded, 50 records" in output
     job = Job.objects.get()
     assert job.chunks_total == 8
-    assert get_backend().search(parse_query("quokka"), limit=5, offset=0).total == 1
+    assert search("quokka", limit=5).page.total == 1
 
 
 def test_ingest_command_exits_nonzero_when_a_job_fails(tmp_path, pipeline):

@@ -12,9 +12,8 @@ from django.db import connection
 from indexing import broker, pipeline
 from indexing.models import Chunk, Job, Record, Status
 from indexing.pipeline import indexer, jobs, recovery
-from indexing.query import parse_query
 from indexing.schemas import SubmitOptions
-from indexing.search import get_backend
+from indexing.search import get_backend, search
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +25,7 @@ def _csv(rows: int) -> io.BytesIO:
 
 
 def _search_total(q: str) -> int:
-    return get_backend().search(parse_query(q), limit=10, offset=0).total
+    return search(q, limit=10).page.total
 
 
 def _fts_rows(job: Job) -> int:

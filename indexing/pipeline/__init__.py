@@ -7,7 +7,7 @@ state change with a row lock and the status it expects, so a second run changes 
     splitting   split: chunk boundaries stored, one index_chunk sent per chunk
     indexer     index_chunk: one chunk's records replaced and marked done
     jobs        the job's status machine: every status change, on the job's locked row
-    finish      finalize, fail, cancel, purge_job: how a job ends
+    finish      finalize, fail, cancel, purge_job, delete_document: how a job (or a document) ends
     notify      the end's event and reply (RabbitMQ)
     recovery    reconcile: re-send what lost messages left undone
     dispatch    task messages, after commit, routed by queue
@@ -15,13 +15,14 @@ state change with a row lock and the status it expects, so a second run changes 
     backpressure, backfills, status: the gate, re-index runs, the live view
 """
 
-from indexing.pipeline.finish import cancel, fail, finalize, purge_job
+from indexing.pipeline.finish import cancel, delete_document, fail, finalize, purge_job
 from indexing.pipeline.indexer import index_chunk
 from indexing.pipeline.intake import reindex, retry, submit
 from indexing.pipeline.recovery import reconcile
 from indexing.pipeline.splitting import split
 
 __all__ = [
+    "delete_document",
     "cancel",
     "fail",
     "finalize",

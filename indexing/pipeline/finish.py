@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+
 from indexing.errors import QuernError
 from indexing.models import ACTIVE_STATUSES, FINISHED_STATUSES, Document, Job, Status
-from indexing.pipeline import jobs, storage
+from indexing.pipeline import jobs, statistics, storage
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.search import get_backend
 
@@ -42,6 +44,8 @@ def finalize(job_id: int) -> None:
         document.size, document.sha256, document.file = job.size, job.sha256, job.file.name
         document.title = (job.split_info.get("title") or "")[:500]
         document.save()
+        statistics.swap(job, previous)
+        transaction.on_commit(get_backend().settle)
         if previous is not None:
             send_after_commit([("quern.purge_job", [previous])])
 
@@ -77,6 +81,20 @@ def _mark_failed(job: Job, error: dict[str, Any]) -> None:
     job.errors = job.errors + [error]
     job.error_count += 1
     jobs.move(job, Status.FAILED, also=("errors", "error_count"))
+
+
+def delete_document(document_id: int) -> None:
+    """Delete a document, its jobs and records; its live version leaves search's statistics."""
+    with transaction.atomic():
+        document = Document.objects.select_for_update().filter(pk=document_id).first()
+        if document is None:
+            return
+        statistics.retire(document.live_job_id)
+        Document.objects.filter(pk=document_id).update(live_job=None)
+    backend = get_backend()
+    for job_id in Job.objects.filter(document_id=document_id).values_list("pk", flat=True):
+        backend.remove_job(job_id)
+    Document.objects.filter(pk=document_id).delete()
 
 
 def purge_job(job_id: int) -> int:

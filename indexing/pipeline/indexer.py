@@ -14,6 +14,7 @@ from indexing.models import Chunk, Job, Status
 from indexing.pipeline import storage
 from indexing.pipeline.finish import fail
 from indexing.search import get_backend
+from indexing.text import document_frequencies
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ def _index_chunk(chunk: Chunk) -> bool:
         header=job.split_info.get("header"),
         dialect=job.split_info.get("dialect"),
     )
+    # Outside the transaction: counting words is the chunk's own work, not the lock's.
+    terms = document_frequencies(f"{r.title} {r.body}" for r in records)
     backend = get_backend()
     try:
         with transaction.atomic():
@@ -99,7 +102,7 @@ def _index_chunk(chunk: Chunk) -> bool:
                 first_ordinal=chunk.first_ordinal,
                 last_ordinal=chunk.first_ordinal + chunk.units - 1,
             )
-            backend.index_records(job_id=job_id, document_id=job.document_id, records=records)
+            length = backend.index_records(job_id=job_id, document_id=job.document_id, records=records)
             # The job's lock, taken last and held briefly, makes "was this the last chunk?" exact
             # even when two chunks commit at the same moment. NO KEY UPDATE, not UPDATE: the
             # records just inserted hold KEY SHARE on the job row (their foreign key), and a
@@ -107,7 +110,9 @@ def _index_chunk(chunk: Chunk) -> bool:
             job = Job.objects.select_for_update(no_key=True).get(pk=job_id)
             if job.status != Status.INDEXING:
                 raise _Abandon
-            Chunk.objects.filter(pk=chunk.pk).update(done_at=timezone.now(), records=len(records))
+            Chunk.objects.filter(pk=chunk.pk).update(
+                done_at=timezone.now(), records=len(records), terms=terms, length=length
+            )
             job.records_indexed += len(records)
             job.chunks_done += 1
             if errors:

@@ -1,16 +1,33 @@
-"""Full-text search: the backend for the connection's database vendor."""
+"""Full-text search: the backend for the connection's database vendor, and one search's steps."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from django.db import connection
 
-from indexing.query import parse_query
+from indexing.query import (
+    CANDIDATE_WORDS,
+    CANDIDATES,
+    COMPLETIONS,
+    MIN_PREFIX,
+    Lookup,
+    Plan,
+    corrected_text,
+    narrow,
+    parse_query,
+    plan_search,
+    wants_correction,
+    words_to_check,
+)
 
 from .base import Hit, SearchBackend, SearchPage, Unsupported
 
 _backends: dict[str, SearchBackend] = {}
+
+# Counting past this tells nothing more to the plan (the typo rule and the estimate of a total).
+COUNT_CAP = 10_000_000
 
 
 def get_backend() -> SearchBackend:
@@ -29,12 +46,77 @@ def get_backend() -> SearchBackend:
     return _backends[vendor]
 
 
-def search(text: str, *, limit: int, offset: int = 0, document_id: int | None = None) -> SearchPage:
-    """Live records matching what a person typed (parsed, never pasted into SQL), timed."""
+@dataclass
+class Searched:
+    """A page of hits and what the search made of the text: corrections, completions."""
+
+    page: SearchPage
+    corrected: str | None = None  # the query as searched, when a word matching nothing was replaced
+    corrections: list[tuple[str, str]] = field(default_factory=list)  # (typed, close word used)
+    completed: list[str] = field(default_factory=list)
+
+
+def lookup(backend: SearchBackend, words: list[str], prefix: str | None) -> Lookup:
+    """Ask the vocabulary what the plan needs: match counts, close words of the rare, completions."""
+    matches = backend.match_counts(words, cap=COUNT_CAP)
+    close = {
+        w: backend.similar_words(w, limit=CANDIDATE_WORDS)
+        for w in words
+        if w != prefix and wants_correction(w, matches.get(w, 0))
+    }
+    completions = (
+        backend.completions(prefix, limit=COMPLETIONS + 1) if prefix and len(prefix) >= MIN_PREFIX else []
+    )
+    if prefix and not completions and wants_correction(prefix, matches.get(prefix, 0)):
+        close[prefix] = backend.similar_words(prefix, limit=CANDIDATE_WORDS)
+    return Lookup(matches, close, completions)
+
+
+def search(
+    text: str, *, limit: int, offset: int = 0, document_id: int | None = None, match_all: bool = False
+) -> Searched:
+    """Live records for what a person typed (parsed, never pasted into SQL), best first, timed."""
     started = time.perf_counter()
-    page = get_backend().search(parse_query(text), limit=limit, offset=offset, document_id=document_id)
+    backend = get_backend()
+    query = parse_query(text)
+    found = lookup(backend, words_to_check(query), query.prefix)
+    plan = plan_search(query, match_all=match_all, lookup=found)
+    plan = narrow(plan, _counts(plan, found), records=backend.live_records(), bound=CANDIDATES)
+    page = backend.search(plan, limit=limit, offset=offset, document_id=document_id)
+    if not page.total_exact and plan.estimate is not None:
+        page.total = max(page.total, plan.estimate)
     page.took_ms = round((time.perf_counter() - started) * 1000, 2)
-    return page
+    return Searched(
+        page=page,
+        corrected=corrected_text(query, plan),
+        corrections=[(c.typed, c.to) for c in plan.corrections],
+        completed=list(plan.completed),
+    )
 
 
-__all__ = ["Hit", "SearchBackend", "SearchPage", "Unsupported", "get_backend", "search"]
+def _counts(plan: Plan, found: Lookup) -> dict[str, int]:
+    counts = dict(found.matches)
+    for candidates in found.close.values():
+        counts.update({w: df for w, df in candidates if w not in counts})
+    counts.update({w: df for w, df in found.completions if w not in counts})
+    return counts
+
+
+def suggest(text: str, *, limit: int) -> list[str]:
+    """Completions of the last word of `text` from the live vocabulary, most frequent first."""
+    query = parse_query(text)
+    if not query.prefix or len(query.prefix) < MIN_PREFIX:
+        return []
+    return [w for w, _ in get_backend().completions(query.prefix, limit=limit)]
+
+
+__all__ = [
+    "Hit",
+    "SearchBackend",
+    "SearchPage",
+    "Searched",
+    "Unsupported",
+    "get_backend",
+    "search",
+    "suggest",
+]

@@ -12,7 +12,8 @@ import orjson
 from django.db import connection, transaction
 
 from indexing.formats.records import ParsedRecord
-from indexing.query import Query
+from indexing.models import SearchStats
+from indexing.query import Plan
 
 # Markers the database puts around matches; the snippet is HTML-escaped, then they become <mark>.
 MARK_START = "\x02"
@@ -60,6 +61,9 @@ class SearchPage:
     total: int
     hits: list[Hit] = field(default_factory=list)
     took_ms: float = 0.0
+    # False when many records match and `total` is an estimate: the top hits were ranked from a
+    # bounded set of candidates rather than by scoring every match.
+    total_exact: bool = True
 
 
 class SearchBackend:
@@ -67,8 +71,25 @@ class SearchBackend:
 
     vendor = ""
 
-    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> None:
-        """Write records and their search entries (inside the caller's transaction)."""
+    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> int:
+        """Write records and their search entries (inside the caller's transaction); return their
+        index length for BM25's statistics (0 where the database keeps its own)."""
+        raise NotImplementedError
+
+    def count_terms(self, terms: dict[str, int], *, records: int, length: int, sign: int) -> None:
+        """Add (sign 1) or take away (-1) a version's words and totals in the live statistics."""
+        raise NotImplementedError
+
+    def match_counts(self, words: Sequence[str], *, cap: int) -> dict[str, int]:
+        """How many live records each word matches as search reads it (stemmed), up to `cap`."""
+        raise NotImplementedError
+
+    def similar_words(self, word: str, *, limit: int = 64) -> list[tuple[str, int]]:
+        """Vocabulary words sharing trigrams with `word`, most alike first, with their counts."""
+        raise NotImplementedError
+
+    def completions(self, prefix: str, *, limit: int) -> list[tuple[str, int]]:
+        """Live vocabulary words starting with `prefix`, most frequent first, with their counts."""
         raise NotImplementedError
 
     def remove_range(self, *, job_id: int, first_ordinal: int, last_ordinal: int) -> int:
@@ -95,10 +116,30 @@ class SearchBackend:
             with transaction.atomic():
                 removed += self.remove_range(job_id=job_id, first_ordinal=low, last_ordinal=high)
 
-    def search(self, query: Query, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
-        """Ranked live records matching `query`; an empty query finds nothing."""
+    def settle(self) -> None:
+        """After a version went live: tidy what makes its first searches slow (nothing by default)."""
+
+    def live_records(self) -> int:
+        """Records in live versions (BM25's N; the total's estimate)."""
+        stats = SearchStats.objects.filter(pk=1).values_list("records", flat=True).first()
+        return max(0, stats or 0)
+
+    def search(self, plan: Plan, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
+        """Live records matching the plan, best first (BM25, title above body); an empty plan
+        finds nothing."""
         raise NotImplementedError
 
     def clear(self) -> None:
-        """Drop every search entry (tests; a full rebuild)."""
+        """Drop every search entry and statistic (tests; a full rebuild)."""
         raise NotImplementedError
+
+
+def count_records(records: int, length: int) -> None:
+    """Add to (or, negative, take from) the live totals: one row, upserted the same on both."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO indexing_searchstats (id, records, length) VALUES (1, %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET records = indexing_searchstats.records + excluded.records,"
+            " length = indexing_searchstats.length + excluded.length",
+            [records, length],
+        )

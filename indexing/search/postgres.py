@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 
 from django.db import connection
 
 from indexing.formats.records import ParsedRecord
-from indexing.query import Query, to_websearch
+from indexing.query import CANDIDATES, Plan
+from indexing.text import STOP_WORDS
 
-from .base import MARK_END, MARK_START, Hit, SearchBackend, SearchPage, fields_json, snippet_to_html
+from .base import (
+    MARK_END,
+    MARK_START,
+    Hit,
+    SearchBackend,
+    SearchPage,
+    count_records,
+    fields_json,
+    snippet_to_html,
+)
 
 CONFIG = "english"
 
@@ -30,40 +41,89 @@ INSERT INTO indexing_record (job_id, document_id, ordinal, key, title, body, fie
 SELECT %s, %s, s.ordinal, s.key, s.title, s.body, s.fields,
        setweight(to_tsvector('{CONFIG}', s.title), 'A') || setweight(to_tsvector('{CONFIG}', s.body), 'B')
 FROM {_STAGE} s
+RETURNING length(search)
+"""
+_INSERT_AND_MEASURE = f"WITH written AS ({_INSERT_FROM_STAGE}) SELECT coalesce(sum(length), 0) FROM written"
+
+
+# BM25 (k1, b) over the tsvector: a lexeme's term frequency is its positions, a title (weight A)
+# position counting TITLE_WEIGHT body positions (BM25F's field weights); a record's length is its
+# count of distinct lexemes (length(tsvector), read from the vector's header). Document
+# frequencies come from indexing_term (summed by lexeme), N and the average length from
+# indexing_searchstats: both kept by finalize as versions go live and are retired.
+K1, B = 1.2, 0.75
+TITLE_WEIGHT = 4.0
+
+# Stemmed by the database itself: each query word's lexemes and their live document frequency.
+_LEXEMES = f"""
+SELECT w.word, l.lexeme, coalesce((SELECT sum(t.df) FROM indexing_term t WHERE t.lexeme = l.lexeme), 0)
+FROM unnest(%s::text[]) AS w(word)
+CROSS JOIN LATERAL unnest(tsvector_to_array(to_tsvector('{CONFIG}', w.word))) AS l(lexeme)
 """
 
-
-# Search is two statements written out, not ORM expressions: compiling the annotated queryset
-# cost about a millisecond per request, most of the API's overhead over its SQL (make bench).
-# websearch_to_tsquery never raises on user text (PITFALLS.md); the query string comes from
-# indexing.query.to_websearch. Live records only: the document's live job.
-_LIVE_MATCHES = f"""
-FROM indexing_record r
-JOIN indexing_document d ON d.id = r.document_id AND d.live_job_id = r.job_id
-WHERE r.search @@ websearch_to_tsquery('{CONFIG}', %s)"""
-
-# Rank and page first, then ts_headline for the page's rows only (it re-parses the text).
-_PAGE = (
-    "SELECT p.rank, ts_headline('" + CONFIG + "', r.title || chr(10) || r.body, p.query, %s),"
-    "       r.id, r.key, r.title, r.fields, d.id, d.name"
-    " FROM ("
-    "    SELECT r.id, ts_rank_cd(r.search, q.query) AS rank, q.query"
-    "    FROM indexing_record r"
-    "    JOIN indexing_document d ON d.id = r.document_id AND d.live_job_id = r.job_id"
-    "    CROSS JOIN websearch_to_tsquery('" + CONFIG + "', %s) AS q(query)"
-    "    WHERE r.search @@ q.query{extra}"
-    "    ORDER BY rank DESC, r.id"
-    "    LIMIT %s OFFSET %s"
-    " ) p"
+# Candidates (live matches of the filter, bounded), each scored once; the page's rows then get
+# ts_headline (it re-parses the text). The query string is built from lexemes the database made,
+# quoted, so user text never reaches the tsquery parser.
+_SEARCH = (
+    # MATERIALIZED: the GIN index finds the matches, and the join keeps the live ones until the
+    # LIMIT is reached (a CTE is read lazily). Flattened, the planner took LIMIT as a reason to walk
+    # a document's records in order, filtering each by the tsquery: 1 M rows for a rare word.
+    "WITH matches AS MATERIALIZED ("
+    "  SELECT id, search, document_id, job_id FROM indexing_record r"
+    "  WHERE r.search @@ %(query)s::tsquery{extra}"
+    "), candidates AS ("
+    "  SELECT m.id, m.search FROM matches m"
+    "  JOIN indexing_document d ON d.id = m.document_id AND d.live_job_id = m.job_id"
+    "  LIMIT %(candidates)s"
+    "), matched AS ("  # the query's lexemes in each candidate: tf, with title positions weighted
+    "  SELECT c.id, length(c.search) AS length,"
+    "         (%(weights)s::float8[])[array_position(%(lexemes)s::text[], u.lexeme)] AS weight,"
+    "         cardinality(u.positions) + %(title_extra)s * cardinality(array_positions(u.weights, 'A')) AS tf"
+    "  FROM candidates c CROSS JOIN LATERAL unnest(c.search) AS u"
+    "  WHERE u.lexeme = ANY(%(lexemes)s::text[])"
+    "), scored AS ("
+    "  SELECT id, count(*) OVER () AS n,"
+    "         sum(weight * tf * %(k1_plus_1)s"
+    "             / (tf + %(k1)s * (1 - %(b)s + %(b)s * length / %(avg_length)s)))"
+    "           AS score"
+    "  FROM matched GROUP BY id"
+    ")"
+    " SELECT p.score, ts_headline('" + CONFIG + "', r.title || chr(10) || r.body, %(everything)s::tsquery,"
+    "        %(headline)s), r.id, r.key, r.title, r.fields, d.id, d.name, p.n"
+    " FROM (SELECT * FROM scored ORDER BY score DESC, id LIMIT %(limit)s OFFSET %(offset)s) AS p"
     " JOIN indexing_record r ON r.id = p.id"
     " JOIN indexing_document d ON d.id = r.document_id"
-    " ORDER BY p.rank DESC, p.id"
+    " ORDER BY p.score DESC, p.id"
 )
+_COUNT = (
+    "WITH matches AS MATERIALIZED ("
+    "  SELECT document_id, job_id FROM indexing_record r WHERE r.search @@ %(query)s::tsquery{extra}"
+    ") SELECT count(*) FROM (SELECT 1 FROM matches m"
+    "  JOIN indexing_document d ON d.id = m.document_id AND d.live_job_id = m.job_id"
+    "  LIMIT %(candidates)s) AS live"
+)
+
+_TERM_STAGE = "quern_term_stage"
+_CREATE_TERM_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_TERM_STAGE} (word text, df bigint) ON COMMIT DELETE ROWS"
+)
+# In word order, so two finalizes touching the same words lock them in one order (no deadlock).
+_UPSERT_TERMS = f"""
+INSERT INTO indexing_term (word, df, lexeme)
+SELECT s.word, s.df, coalesce((tsvector_to_array(to_tsvector('{CONFIG}', s.word)))[1], '')
+FROM {_TERM_STAGE} s ORDER BY s.word
+ON CONFLICT (word) DO UPDATE SET df = indexing_term.df + excluded.df
+"""
 
 _HEADLINE_OPTIONS = (
     f"StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=35, MinWords=15, "
     'MaxFragments=2, FragmentDelimiter=" … "'
 )
+
+
+def _lexeme(text: str) -> str:
+    """A lexeme as a quoted tsquery operand: taken as it is, never parsed as syntax."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _text(value: str) -> str:
@@ -90,9 +150,9 @@ def _fields_json(fields: dict) -> str:
 class PostgresBackend(SearchBackend):
     vendor = "postgresql"
 
-    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> None:
+    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> int:
         if not records:
-            return
+            return 0
         connection.ensure_connection()
         raw = connection.connection  # the psycopg connection, inside Django's transaction
         with raw.cursor() as cursor:
@@ -108,11 +168,13 @@ class PostgresBackend(SearchBackend):
                             _fields_json(r.fields),
                         )
                     )
-            cursor.execute(_INSERT_FROM_STAGE, (job_id, document_id))
+            cursor.execute(_INSERT_AND_MEASURE, (job_id, document_id))
+            (length,) = cursor.fetchone()
             # No wait for the WAL flush at this chunk's commit: if the server crashed before the
             # flush, the chunk would simply not be done in the database, and reconcile re-sends
             # whatever the database says is undone (DESIGN.md). Local to this transaction.
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        return int(length)
 
     def remove_range(self, *, job_id: int, first_ordinal: int, last_ordinal: int) -> int:
         with connection.cursor() as cursor:
@@ -122,25 +184,102 @@ class PostgresBackend(SearchBackend):
             )
             return cursor.rowcount
 
-    def search(self, query: Query, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
-        text = to_websearch(query)
-        if text is None:
-            return SearchPage(total=0)
-        params: list = [text]
-        extra = ""
-        if document_id is not None:
-            extra = " AND r.document_id = %s"
-            params.append(document_id)
+    def count_terms(self, terms: dict[str, int], *, records: int, length: int, sign: int) -> None:
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:
+            cursor.execute(_CREATE_TERM_STAGE)
+            cursor.execute(f"DELETE FROM {_TERM_STAGE}")  # a swap counts twice in one transaction
+            with cursor.copy(f"COPY {_TERM_STAGE} (word, df) FROM STDIN") as copy:
+                for word in terms:
+                    copy.write_row((_text(word), terms[word] * sign))
+            cursor.execute(_UPSERT_TERMS)
+        count_records(records * sign, length * sign)
+
+    def settle(self) -> None:
+        # GIN's fast-update pending list holds the newest entries unsorted, and every search
+        # scans it whole: 1.5 ms per query word after a bulk load (measured on 1 M records),
+        # ~90 ms once to merge it. Merged as a version goes live, not left to the next vacuum.
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) {_LIVE_MATCHES}{extra}", params)
-            total = cursor.fetchone()[0]
-            if total == 0 or offset >= total:
-                return SearchPage(total=total)
-            cursor.execute(_PAGE.format(extra=extra), [_HEADLINE_OPTIONS, *params, limit, offset])
+            cursor.execute("SELECT gin_clean_pending_list('indexing_record_search_gin')")
+
+    def _lexemes(self, words: Sequence[str]) -> list[tuple[str, str, int]]:
+        with connection.cursor() as cursor:
+            cursor.execute(_LEXEMES, [list(words)])
+            return [(w, lexeme, int(df)) for w, lexeme, df in cursor.fetchall()]
+
+    def match_counts(self, words: Sequence[str], *, cap: int) -> dict[str, int]:
+        counts = dict.fromkeys(words, 0)
+        for word, _, df in self._lexemes(words) if words else ():
+            counts[word] = min(cap, counts[word] + df)
+        return counts
+
+    def similar_words(self, word: str, *, limit: int = 64) -> list[tuple[str, int]]:
+        with connection.cursor() as cursor:
+            # pg_trgm's % uses the GIN index; a one-letter slip in a five-letter word leaves a
+            # similarity near 0.2, under the default threshold of 0.3.
+            cursor.execute("SET pg_trgm.similarity_threshold = 0.15")
+            cursor.execute(
+                "SELECT word, df FROM indexing_term WHERE word %% %s AND df > 0"
+                " ORDER BY similarity(word, %s) DESC, df DESC LIMIT %s",
+                [word, word, limit],
+            )
+            return [(w, int(df)) for w, df in cursor.fetchall()]
+
+    def completions(self, prefix: str, *, limit: int) -> list[tuple[str, int]]:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT word, df FROM indexing_term WHERE word LIKE %s AND df > 0"
+                " ORDER BY df DESC, word LIMIT %s",
+                [pattern, limit],
+            )
+            return [(w, int(df)) for w, df in cursor.fetchall()]
+
+    def search(self, plan: Plan, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
+        if plan.is_empty:
+            return SearchPage(total=0)
+        words = {w for a in plan.alternatives() for w in a.words} | {
+            w for t in plan.excluded for w in t.words
+        }
+        lexemes: dict[str, list[str]] = {}
+        df: dict[str, int] = {}
+        for word, lexeme, count in self._lexemes(sorted(words)):
+            lexemes.setdefault(word, []).append(lexeme)
+            df[lexeme] = count
+        query = _filter(plan, lexemes)
+        if query is None:
+            return SearchPage(total=0)
+        everything = _any_of(plan.alternatives(), lexemes) or query
+        terms, weights = _weights(plan, lexemes, df, self.live_records())
+        avg_length = _average_length()
+        params = {
+            "query": query,
+            "candidates": CANDIDATES + 1,
+            "lexemes": terms,
+            "weights": weights,
+            "title_extra": TITLE_WEIGHT - 1,
+            "k1_plus_1": K1 + 1,
+            "k1": K1,
+            "b": B,
+            "avg_length": avg_length,
+            "everything": everything,
+            "headline": _HEADLINE_OPTIONS,
+            "limit": limit,
+            "offset": offset,
+            "document": document_id,
+        }
+        extra = "" if document_id is None else " AND r.document_id = %(document)s"
+        with connection.cursor() as cursor:
+            cursor.execute(_SEARCH.format(extra=extra), params)
             rows = cursor.fetchall()
+            if rows:
+                found = rows[0][-1]
+            else:
+                cursor.execute(_COUNT.format(extra=extra), params)
+                (found,) = cursor.fetchone()
         hits = [
             Hit(
-                score=round(float(rank), 6),
+                score=round(float(score), 6),
                 snippet=snippet_to_html(snip or ""),
                 record_id=record_id,
                 key=key,
@@ -149,10 +288,76 @@ class PostgresBackend(SearchBackend):
                 document_id=doc_id,
                 document_name=doc_name,
             )
-            for rank, snip, record_id, key, title, fields, doc_id, doc_name in rows
+            for score, snip, record_id, key, title, fields, doc_id, doc_name, _ in rows
         ]
-        return SearchPage(total=total, hits=hits)
+        return SearchPage(total=found, hits=hits, total_exact=found <= CANDIDATES and not plan.tier)
 
     def clear(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute("UPDATE indexing_record SET search = NULL")
+            cursor.execute("DELETE FROM indexing_term")
+            cursor.execute("DELETE FROM indexing_searchstats")
+
+
+def _average_length() -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT records, length FROM indexing_searchstats WHERE id = 1")
+        row = cursor.fetchone()
+    return max(1.0, row[1] / row[0]) if row and row[0] > 0 else 1.0
+
+
+def _operand(words: tuple[str, ...], lexemes: dict[str, list[str]]) -> str | None:
+    """A word or a phrase as tsquery text: `'wing'`, `'wing' <-> 'tip'`, `'a' <2> 'b'` across a
+    stop word (as phraseto_tsquery writes it); None for stop words alone."""
+    parts: list[str] = []
+    gap = 1
+    for word in words:
+        found = lexemes.get(word)
+        if not found:
+            if parts:
+                gap += 1
+            continue
+        operand = _lexeme(found[0]) if len(found) == 1 else "(" + " <-> ".join(map(_lexeme, found)) + ")"
+        if parts:
+            parts.append("<->" if gap == 1 else f"<{gap}>")
+        parts.append(operand)
+        gap = 1
+    return " ".join(parts) or None
+
+
+def _any_of(alternatives, lexemes) -> str | None:
+    operands = list(dict.fromkeys(o for a in alternatives if (o := _operand(a.words, lexemes))))
+    return "(" + " | ".join(operands) + ")" if operands else None
+
+
+def _filter(plan: Plan, lexemes: dict[str, list[str]]) -> str | None:
+    """The plan as a tsquery: which records are candidates (see indexing.query.plan_to_fts5)."""
+    required = [g for g in plan.groups if g.required]
+    if plan.tier:
+        clauses = [_any_of(plan.tier, lexemes)]
+    elif required:
+        clauses = [_any_of(g.alternatives, lexemes) for g in required]
+        if None in clauses:
+            return None  # a required phrase of stop words alone
+    else:
+        clauses = [_any_of(plan.alternatives(), lexemes)]
+    clauses = [c for c in clauses if c]
+    if not clauses:
+        return None
+    excluded = [o for t in plan.excluded if (o := _operand(t.words, lexemes))]
+    return " & ".join(clauses + [f"!({o})" for o in excluded])
+
+
+def _weights(plan: Plan, lexemes, df: dict[str, int], records: int) -> tuple[list[str], list[float]]:
+    """Each query lexeme's BM25 idf times its alternative's weight (the highest, if repeated)."""
+    best: dict[str, float] = {}
+    n = max(records, max(df.values(), default=0), 1)
+    for alternative in plan.alternatives():
+        for word in alternative.words:
+            if word in STOP_WORDS and len(alternative.words) > 1:
+                continue
+            for lexeme in lexemes.get(word, ()):
+                d = df.get(lexeme, 0)
+                idf = math.log(1 + (n - d + 0.5) / (d + 0.5))
+                best[lexeme] = max(best.get(lexeme, 0.0), idf * alternative.weight)
+    return list(best), list(best.values())

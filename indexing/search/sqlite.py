@@ -2,7 +2,13 @@
 
 The FTS5 table keeps its own copy of title and body rather than being an external-content
 table: deleting rows of an external-content table needs the exact old values, and a slip
-corrupts it (PITFALLS.md). Created by migration 0002.
+corrupts it (PITFALLS.md). Created by migration 0002. Ranking is FTS5's own bm25() with the
+title weighted above the body; its statistics are the table's, which holds the live versions
+and, until their purge a moment later, rows of versions in flight or just retired.
+
+The vocabulary (indexing_term) holds each word's Porter stem, the one FTS5's porter tokenizer
+makes, so a word's live match count is one indexed sum; close words come from an FTS5 trigram
+table over the vocabulary (migration 0006).
 """
 
 from __future__ import annotations
@@ -10,14 +16,25 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import Stemmer
 from django.db import connection
 
 from indexing.formats.records import ParsedRecord
-from indexing.query import Query, to_fts5_match
+from indexing.query import CANDIDATES, Plan, plan_to_fts5
 
-from .base import MARK_END, MARK_START, Hit, SearchBackend, SearchPage, fields_json, snippet_to_html
+from .base import (
+    MARK_END,
+    MARK_START,
+    Hit,
+    SearchBackend,
+    SearchPage,
+    count_records,
+    fields_json,
+    snippet_to_html,
+)
 
 FTS_TABLE = "indexing_record_fts"
+TRIGRAM_TABLE = "indexing_term_trigram"
 TITLE_WEIGHT, BODY_WEIGHT = 4.0, 1.0
 
 _LIVE_JOIN = f"""
@@ -27,13 +44,29 @@ _LIVE_JOIN = f"""
     WHERE {FTS_TABLE} MATCH %s
 """
 
+_stemmer = Stemmer.Stemmer("porter")
+
+
+def trigrams(word: str) -> list[str]:
+    """The word's trigrams with its ends marked (`^wo`, `wor`, `rd$`), as the trigram table holds
+    them: marked ends make short words alike where they begin and end alike."""
+    marked = f"^{word}$"
+    return list(dict.fromkeys(marked[i : i + 3] for i in range(len(marked) - 2)))
+
+
+def _upsert_sql(sign: int) -> str:
+    return (
+        "INSERT INTO indexing_term (word, df, lexeme) VALUES (%s, %s, %s)"
+        f" ON CONFLICT(word) DO UPDATE SET df = df {'+' if sign > 0 else '-'} excluded.df"
+    )
+
 
 class SqliteBackend(SearchBackend):
     vendor = "sqlite"
 
-    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> None:
+    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> int:
         if not records:
-            return
+            return 0
         rows = [
             (job_id, document_id, r.ordinal, r.key, r.title, r.body, fields_json(r.fields)) for r in records
         ]
@@ -49,6 +82,7 @@ class SqliteBackend(SearchBackend):
                 " WHERE job_id = %s AND ordinal BETWEEN %s AND %s",
                 [job_id, records[0].ordinal, records[-1].ordinal],
             )
+        return 0  # FTS5 keeps its own lengths
 
     def remove_range(self, *, job_id: int, first_ordinal: int, last_ordinal: int) -> int:
         where = "job_id = %s AND ordinal BETWEEN %s AND %s"
@@ -61,8 +95,62 @@ class SqliteBackend(SearchBackend):
             cursor.execute(f"DELETE FROM indexing_record WHERE {where}", params)
             return cursor.rowcount
 
-    def search(self, query: Query, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
-        match = to_fts5_match(query)
+    def count_terms(self, terms: dict[str, int], *, records: int, length: int, sign: int) -> None:
+        words = sorted(terms)
+        stems = _stemmer.stemWords(words)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT coalesce(max(id), 0) FROM indexing_term")
+            (newest,) = cursor.fetchone()
+            cursor.executemany(
+                _upsert_sql(sign), [(w, terms[w], s) for w, s in zip(words, stems, strict=True)]
+            )
+            # Words new to the vocabulary got ids past the newest one: index their trigrams.
+            cursor.execute(
+                f"INSERT INTO {TRIGRAM_TABLE} (rowid, word)"
+                " SELECT id, '^' || word || '$' FROM indexing_term WHERE id > %s",
+                [newest],
+            )
+        count_records(records * sign, length * sign)
+
+    def match_counts(self, words: Sequence[str], *, cap: int) -> dict[str, int]:
+        if not words:
+            return {}
+        stems = dict(zip(words, _stemmer.stemWords(list(words)), strict=True))
+        unique = sorted(set(stems.values()))
+        marks = ", ".join(["%s"] * len(unique))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT lexeme, sum(df) FROM indexing_term WHERE lexeme IN ({marks}) GROUP BY lexeme", unique
+            )
+            by_stem = dict(cursor.fetchall())
+        return {w: min(cap, int(by_stem.get(s) or 0)) for w, s in stems.items()}
+
+    def similar_words(self, word: str, *, limit: int = 64) -> list[tuple[str, int]]:
+        grams = trigrams(word)
+        if not grams:
+            return []
+        match = " OR ".join('"' + g.replace('"', '""') + '"' for g in grams)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT t.word, t.df FROM (SELECT rowid FROM {TRIGRAM_TABLE}"
+                f"  WHERE {TRIGRAM_TABLE} MATCH %s ORDER BY rank LIMIT %s) AS alike"
+                " JOIN indexing_term t ON t.id = alike.rowid WHERE t.df > 0",
+                [match, limit],
+            )
+            return [(w, int(df)) for w, df in cursor.fetchall()]
+
+    def completions(self, prefix: str, *, limit: int) -> list[tuple[str, int]]:
+        with connection.cursor() as cursor:
+            # A range on the unique index (BINARY order): LIKE would scan the whole vocabulary.
+            cursor.execute(
+                "SELECT word, df FROM indexing_term WHERE word >= %s AND word < %s AND df > 0"
+                " ORDER BY df DESC, word LIMIT %s",
+                [prefix, prefix + "\U0010ffff", limit],
+            )
+            return [(w, int(df)) for w, df in cursor.fetchall()]
+
+    def search(self, plan: Plan, *, limit: int, offset: int, document_id: int | None = None) -> SearchPage:
+        match = plan_to_fts5(plan)
         if match is None:
             return SearchPage(total=0)
         params: list = [match]
@@ -71,35 +159,58 @@ class SqliteBackend(SearchBackend):
             extra = " AND r.document_id = %s"
             params.append(document_id)
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) {_LIVE_JOIN}{extra}", params)
-            total = cursor.fetchone()[0]
-            if total == 0 or offset >= total:
-                return SearchPage(total=total)
+            # Candidates: the matches, at most CANDIDATES + 1 (one more says "there are more"),
+            # scored by bm25() as FTS5 yields them; the page is cut from the best, and only its
+            # rows get a snippet.
             cursor.execute(
-                # The snippet comes from the body: the title is shown above it anyway.
-                f"""SELECT bm25({FTS_TABLE}, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS rank,
-                       snippet({FTS_TABLE}, 1, %s, %s, '…', 24),
-                       r.id, r.key, r.title, r.fields, d.id, d.name
-                {_LIVE_JOIN}{extra}
-                ORDER BY rank, r.id LIMIT %s OFFSET %s""",
-                [MARK_START, MARK_END, *params, limit, offset],
+                f"""WITH candidates AS (
+                    SELECT {FTS_TABLE}.rowid AS id,
+                           bm25({FTS_TABLE}, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS rank
+                    {_LIVE_JOIN}{extra} LIMIT %s),
+                page AS (SELECT id, rank, count(*) OVER () AS n FROM candidates
+                         ORDER BY rank, id LIMIT %s OFFSET %s)
+                SELECT page.rank, snippet({FTS_TABLE}, 1, %s, %s, '…', 24),
+                       r.id, r.key, r.title, r.fields, d.id, d.name, page.n
+                FROM page
+                JOIN {FTS_TABLE} ON {FTS_TABLE}.rowid = page.id AND {FTS_TABLE} MATCH %s
+                JOIN indexing_record r ON r.id = page.id
+                JOIN indexing_document d ON d.id = r.document_id
+                ORDER BY page.rank, page.id""",
+                [*params, CANDIDATES + 1, limit, offset, MARK_START, MARK_END, match],
             )
             rows = cursor.fetchall()
-        hits = [
-            Hit(
-                score=round(-rank, 6),  # bm25() is lower-is-better; scores read higher-is-better
-                snippet=snippet_to_html(snippet or ""),
-                record_id=record_id,
-                key=key,
-                title=title,
-                fields=json.loads(fields) if isinstance(fields, str) else (fields or {}),
-                document_id=doc_id,
-                document_name=doc_name,
-            )
-            for rank, snippet, record_id, key, title, fields, doc_id, doc_name in rows
-        ]
-        return SearchPage(total=total, hits=hits)
+            if rows:
+                found = rows[0][-1]
+            else:
+                cursor.execute(
+                    f"SELECT count(*) FROM (SELECT 1 {_LIVE_JOIN}{extra} LIMIT %s)", [*params, CANDIDATES + 1]
+                )
+                (found,) = cursor.fetchone()
+        page = _page(rows)
+        page.total = found
+        page.total_exact = found <= CANDIDATES and not plan.tier
+        return page
 
     def clear(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {FTS_TABLE}")
+            cursor.execute(f"DELETE FROM {TRIGRAM_TABLE}")
+            cursor.execute("DELETE FROM indexing_term")
+            cursor.execute("DELETE FROM indexing_searchstats")
+
+
+def _page(rows: list) -> SearchPage:
+    hits = [
+        Hit(
+            score=round(-rank, 6),  # bm25() is lower-is-better; scores read higher-is-better
+            snippet=snippet_to_html(snippet or ""),
+            record_id=record_id,
+            key=key,
+            title=title,
+            fields=json.loads(fields) if isinstance(fields, str) else (fields or {}),
+            document_id=doc_id,
+            document_name=doc_name,
+        )
+        for rank, snippet, record_id, key, title, fields, doc_id, doc_name, _ in rows
+    ]
+    return SearchPage(total=0, hits=hits)

@@ -1,0 +1,199 @@
+"""Search semantics on the database in use (CI runs the suite on SQLite and on PostgreSQL): what a
+sentence finds and in which order, the operators, typos, as-you-type, and live statistics."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from indexing import pipeline
+from indexing.models import Job, SearchStats, Status, Term
+from indexing.schemas import SubmitOptions
+from indexing.search import search, suggest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CRANFIELD = Path(__file__).resolve().parents[2] / "shared" / "relevance" / "cranfield" / "cran.all.1400"
+
+BIRDS = [
+    ("1", "Heron", "a grey heron waits by the river"),
+    ("2", "Sparrow", "a sparrow waits by the road"),
+    ("3", "River", "the river runs to the sea"),
+    ("4", "Escaping", "<script>alert(1)</script> the heron & the <b>egret</b>"),
+] + [(str(n), f"Note {n}", f"someone waits here, note {n}") for n in range(5, 25)]
+
+
+def index(name: str, rows: list[tuple[str, str, str]], *, replace: int | None = None) -> Job:
+    """A JSON Lines document through every step of the pipeline, in-process."""
+    data = "".join(json.dumps({"id": k, "title": t, "body": b}) + "\n" for k, t, b in rows).encode()
+    options = SubmitOptions(format="jsonl", chunk_size=500)
+    job = pipeline.submit(io.BytesIO(data), name=name, options=options, replace=replace)
+    pipeline.split(job.pk)
+    job.refresh_from_db()
+    for number in range(job.chunks_total):
+        pipeline.index_chunk(job.pk, number)
+    pipeline.finalize(job.pk)
+    job.refresh_from_db()
+    assert job.status == Status.SUCCEEDED, job.errors
+    return job
+
+
+def keys(text: str, **options) -> list[str]:
+    return [hit.key for hit in search(text, limit=10, **options).page.hits]
+
+
+@pytest.fixture
+def birds(captured_messages, clean_index) -> Job:
+    return index("birds.jsonl", BIRDS)
+
+
+def test_a_sentence_finds_its_best_partial_matches_rarest_words_first(birds) -> None:
+    found = keys("why does the heron wait by the river?")
+    assert found[0] == "1"  # heron and river, both rare
+    assert set(found[:3]) >= {"1", "3", "4"}  # river alone, heron alone
+    assert len(found) == 10  # "waits" is in 22 records: a word missing never means nothing
+
+
+def test_records_holding_every_word_come_first(birds) -> None:
+    assert keys("river heron")[0] == "1"
+    assert keys("river heron")[1:] and set(keys("river heron")[1:3]) == {"3", "4"}
+
+
+def test_match_all_requires_every_word(birds) -> None:
+    assert keys("heron river", match_all=True) == ["1"]
+    assert keys("heron river sparrow", match_all=True) == []
+
+
+def test_phrases_or_and_exclusions_keep_their_meaning(birds) -> None:
+    assert keys('"grey heron"') == ["1"]
+    assert keys('"heron grey"') == []
+    assert set(keys("heron OR sparrow")) == {"1", "2", "4"}
+    assert keys("river -heron") == ["3"]
+    assert keys('road "grey heron"') == ["1"]  # the quoted phrase is required; road is not
+
+
+def test_stop_words_alone_never_make_a_hit(birds) -> None:
+    page = search("the by a to", limit=10).page
+    assert (page.total, page.hits) == (0, [])
+
+
+def test_words_that_appear_nowhere_find_nothing_and_are_not_corrected_into_noise(birds) -> None:
+    searched = search("xylophone quagga", limit=10)
+    assert (searched.page.total, searched.corrected) == (0, None)
+
+
+def test_a_misspelt_word_is_replaced_by_the_close_live_word_and_says_so(birds) -> None:
+    searched = search("sparow", limit=10)  # a letter missing: one edit in a six-letter word
+    assert searched.corrected == "sparrow"
+    assert [h.key for h in searched.page.hits] == ["2"]
+
+
+def test_the_last_word_being_typed_matches_as_a_prefix(birds) -> None:
+    searched = search("grey spar", limit=10)
+    assert "sparrow" in searched.completed
+    assert set(h.key for h in searched.page.hits) >= {"1", "2"}
+    assert keys("spar ") == []  # a finished word is not a prefix
+
+
+def test_suggest_completes_the_last_word_from_the_live_vocabulary(birds, client) -> None:
+    assert suggest("by the riv", limit=5) == ["river"]
+    body = client.get("/api/suggest", {"q": "by the riv"}).json()
+    assert body == {"query": "by the riv", "suggestions": ["by the river"], "words": ["river"]}
+
+
+def test_snippets_escape_the_text_and_mark_the_matches(birds) -> None:
+    [hit] = [h for h in search("egret", limit=10).page.hits]
+    # SQLite's snippet keeps the tags as escaped text; PostgreSQL's ts_headline drops them.
+    assert "<" not in hit.snippet.replace("<mark>", "").replace("</mark>", "")
+    assert "<mark>egret</mark>" in hit.snippet
+    assert "&amp;" in hit.snippet
+
+
+def test_the_api_answers_corrections_completions_and_whether_the_total_is_exact(birds, client) -> None:
+    body = client.get("/api/search", {"q": "grey sparow"}).json()
+    assert body["match"] == "any" and body["total_exact"] is True
+    assert body["corrected_query"] == "grey sparrow"
+    assert {"typed": "sparow", "to": "sparrow"} in body["corrections"]
+    assert client.get("/api/search", {"q": "heron", "match": "every"}).status_code == 400
+
+
+def test_statistics_follow_the_live_version(captured_messages, clean_index) -> None:
+    first = index("kestrels.jsonl", [("1", "Kestrel", "a kestrel hovers"), ("2", "Kestrel", "kestrel again")])
+    assert Term.objects.get(word="kestrel").df == 2
+    assert SearchStats.objects.get().records == 2
+
+    # A new version without the word: its count leaves with the old version, in one transaction.
+    index("kestrels.jsonl", [("1", "Falcon", "a falcon stoops")], replace=first.document_id)
+    assert Term.objects.get(word="kestrel").df == 0
+    assert Term.objects.get(word="falcon").df == 1
+    assert SearchStats.objects.get().records == 1
+    assert keys("kestrel") == []
+
+    # A cancelled job never went live: it counts nothing.
+    job = pipeline.submit(
+        io.BytesIO(b'{"id": "9", "title": "Merlin", "body": "merlin"}\n'),
+        name="kestrels.jsonl",
+        options=SubmitOptions(format="jsonl"),
+        replace=first.document_id,
+    )
+    pipeline.cancel(job.pk)
+    assert not Term.objects.filter(word="merlin", df__gt=0).exists()
+
+    # Deleting the document takes its live version's counts with it.
+    pipeline.delete_document(first.document_id)
+    assert Term.objects.get(word="falcon").df == 0
+    assert SearchStats.objects.get().records == 0
+
+
+def _one_edit(word: str, kind: int) -> str:
+    middle = len(word) // 2
+    if kind == 0:  # a letter swapped for a neighbour on the alphabet
+        return word[:middle] + ("a" if word[middle] != "a" else "e") + word[middle + 1 :]
+    if kind == 1:  # a letter dropped
+        return word[:middle] + word[middle + 1 :]
+    if kind == 2:  # a letter doubled
+        return word[:middle] + word[middle] + word[middle:]
+    return word[: middle - 1] + word[middle] + word[middle - 1] + word[middle + 1 :]  # two swapped
+
+
+@pytest.mark.skipif(not CRANFIELD.exists(), reason="needs ../shared/relevance beside the project")
+def test_twenty_one_edit_typos_find_what_the_right_word_finds_first(captured_messages, clean_index) -> None:
+    from bench.relevance import read_smart
+
+    entries = read_smart(CRANFIELD.read_text(errors="replace"))
+    index("cranfield.jsonl", [(n, f.get("T", ""), f.get("W", "")) for n, f in entries])
+    vocabulary = set(Term.objects.filter(df__gt=0).values_list("word", flat=True))
+    words = sorted(
+        Term.objects.filter(df__gte=3, df__lte=40)
+        .exclude(word__regex=r"[0-9]")
+        .values_list("word", flat=True)
+    )
+    words = [w for w in words if 6 <= len(w) <= 10]
+    rng = random.Random(11)
+    tried = []
+    for word in rng.sample(words, 60):
+        typo = _one_edit(word, len(tried) % 4)
+        if typo in vocabulary or typo == word:
+            continue
+        # Typed and finished (the space): as-you-type completions are another test's business.
+        best = keys(word + " ")[0]
+        tried.append((word, typo, best, keys(typo + " ")[:3]))
+        if len(tried) == 20:
+            break
+    assert len(tried) == 20
+    missed = [(w, t) for w, t, best, top3 in tried if best not in top3]
+    assert missed == [], tried
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=80), match=st.sampled_from(["any", "all"]))
+def test_no_query_text_raises_a_database_error_or_a_500(birds, client, text: str, match: str) -> None:
+    response = client.get("/api/search", {"q": text, "match": match})
+    assert response.status_code == 200, response.content
+    assert client.get("/api/suggest", {"q": text}).status_code == 200
