@@ -24,7 +24,7 @@ from indexing.text import STOP_WORDS, WORD, edit_distance, typo_budget
 
 MAX_TERMS = 32  # terms beyond this are ignored: a query, not a document
 MAX_WORD_LENGTH = 128  # longer "words" (blobs, hashes of hashes) are ignored, never truncated
-MAX_ALTERNATIVES = 64  # product of OR-group sizes; bounds the expansion in to_websearch
+MAX_ALTERNATIVES = 64  # product of OR-group sizes: bounds the combinations a query can spell out
 
 _WORD = WORD
 # A phrase runs to its closing quote or to the end of the text; a bare chunk to a space or quote.
@@ -372,62 +372,6 @@ def plan_to_fts5(plan: Plan) -> str | None:
     if not plan.excluded:
         return expr
     return "(" + expr + ")" + "".join(" NOT " + _fts5_phrase(t.words) for t in plan.excluded)
-
-
-def _fts5_string(term: Term) -> str:
-    # Inside an FTS5 string only `"` is special (doubled); the tokenizer turns several
-    # words into a phrase, and keywords (OR, NOT, NEAR) and `col:` are plain text there.
-    return '"' + " ".join(term.words).replace('"', '""') + '"'
-
-
-def to_fts5_match(query: Query) -> str | None:
-    """An SQLite FTS5 MATCH expression, or None when the query has no positive term."""
-    if query.is_empty:
-        return None
-    positives = []
-    negatives = []
-    for clause in query.clauses:
-        if isinstance(clause, AnyOf):
-            positives.append("(" + " OR ".join(_fts5_string(t) for t in clause.terms) + ")")
-        elif clause.negated:
-            negatives.append(_fts5_string(clause))
-        else:
-            positives.append(_fts5_string(clause))
-    expr = " AND ".join(positives)
-    if not negatives:
-        return expr
-    # FTS5's NOT is binary and left-associative: ((P) NOT n1) NOT n2.
-    return "(" + expr + ")" + "".join(" NOT " + n for n in negatives)
-
-
-def _websearch_term(term: Term) -> str:
-    # Words are letters and digits only. One word is left bare, except "or", which
-    # websearch_to_tsquery would read as its operator (in any case) when bare.
-    if len(term.words) == 1 and term.words[0] != "or":
-        text = term.words[0]
-    else:
-        text = '"' + " ".join(term.words) + '"'
-    return "-" + text if term.negated else text
-
-
-def to_websearch(query: Query) -> str | None:
-    """A string for PostgreSQL `websearch_to_tsquery` with the same meaning, or None when
-    the query has no positive term.
-
-    websearch_to_tsquery binds AND tighter than OR (`a b or c` is (a AND b) OR c) and has
-    no parentheses, so a query with OR-groups is written out as an OR of AND-ed
-    alternatives: `a (b OR c) -d` -> `a b -d or a c -d` (MAX_ALTERNATIVES bounds it).
-    """
-    if query.is_empty:
-        return None
-    conjuncts: list[list[Term]] = [[]]
-    for clause in query.clauses:
-        if isinstance(clause, AnyOf):
-            conjuncts = [c + [t] for c in conjuncts for t in clause.terms]
-        else:
-            for c in conjuncts:
-                c.append(clause)
-    return " or ".join(" ".join(_websearch_term(t) for t in c) for c in conjuncts)
 
 
 def highlight_terms(query: Query) -> list[str]:

@@ -15,6 +15,10 @@ from indexing.formats.records import ParsedRecord
 from indexing.models import SearchStats
 from indexing.query import Plan
 
+# A title weighs this many body words in BM25 (BM25F's field weight): measured on Cranfield, where
+# nDCG@10 rose from 0.370 (equal weights) to 0.377 (SQLite; README "Search quality").
+TITLE_WEIGHT = 4.0
+
 # Markers the database puts around matches; the snippet is HTML-escaped, then they become <mark>.
 MARK_START = "\x02"
 MARK_END = "\x03"

@@ -15,6 +15,7 @@ from indexing.text import STOP_WORDS
 from .base import (
     MARK_END,
     MARK_START,
+    TITLE_WEIGHT,
     Hit,
     SearchBackend,
     SearchPage,
@@ -52,7 +53,6 @@ _INSERT_AND_MEASURE = f"WITH written AS ({_INSERT_FROM_STAGE}) SELECT coalesce(s
 # frequencies come from indexing_term (summed by lexeme), N and the average length from
 # indexing_searchstats: both kept by finalize as versions go live and are retired.
 K1, B = 1.2, 0.75
-TITLE_WEIGHT = 4.0
 
 # Stemmed by the database itself: each query word's lexemes and their live document frequency.
 _LEXEMES = f"""

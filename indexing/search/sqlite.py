@@ -25,6 +25,7 @@ from indexing.query import CANDIDATES, Plan, plan_to_fts5
 from .base import (
     MARK_END,
     MARK_START,
+    TITLE_WEIGHT,
     Hit,
     SearchBackend,
     SearchPage,
@@ -35,7 +36,6 @@ from .base import (
 
 FTS_TABLE = "indexing_record_fts"
 TRIGRAM_TABLE = "indexing_term_trigram"
-TITLE_WEIGHT, BODY_WEIGHT = 4.0, 1.0
 
 _LIVE_JOIN = f"""
     FROM {FTS_TABLE}
@@ -165,7 +165,7 @@ class SqliteBackend(SearchBackend):
             cursor.execute(
                 f"""WITH candidates AS (
                     SELECT {FTS_TABLE}.rowid AS id,
-                           bm25({FTS_TABLE}, {TITLE_WEIGHT}, {BODY_WEIGHT}) AS rank
+                           bm25({FTS_TABLE}, {TITLE_WEIGHT}, 1.0) AS rank
                     {_LIVE_JOIN}{extra} LIMIT %s),
                 page AS (SELECT id, rank, count(*) OVER () AS n FROM candidates
                          ORDER BY rank, id LIMIT %s OFFSET %s)
