@@ -105,6 +105,8 @@ class Job(models.Model):
     # Whether this job's chunks are counted in Term and SearchStats (set as it goes live, cleared
     # as it is retired), so a second delivery of either never counts twice.
     terms_counted = models.BooleanField(default=False)
+    # The job whose batch took this one (pipeline.batching): its own split message then does nothing.
+    claimed_by = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

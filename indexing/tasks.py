@@ -43,9 +43,11 @@ class JobTask(Task):
 
 @shared_task(name="quern.split", base=JobTask)
 def split(job_id: int) -> None:
-    for chunk in pipeline.split(job_id):  # a one-chunk document is indexed here, at once
-        if pipeline.index_chunk(job_id, chunk):
-            pipeline.finalize(job_id)
+    batch = pipeline.take_batch(job_id)  # a small document: taken with the others waiting
+    if batch is None:
+        pipeline.split_alone(job_id)  # a one-chunk document is indexed here too, at once
+    elif batch:
+        pipeline.run_batch(job_id, batch)
 
 
 @shared_task(name="quern.index_chunk", base=JobTask)

@@ -81,6 +81,19 @@ WSGI_APPLICATION = "project.wsgi.application"
 # --- Database: SQLite file by default, PostgreSQL through DATABASE_URL ---------------------
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{QUERN_DATA_DIR / 'quern.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+# PostgreSQL: each process borrows from a pool of at most QUERN_DB_POOL_SIZE connections. A
+# persistent connection per thread let the development server's threads, one per client, take
+# every connection PostgreSQL had ("sorry, too many clients already" at 2,000 documents from 8
+# clients); a pool waits QUERN_DB_POOL_TIMEOUT seconds for a free one instead, then answers busy.
+QUERN_DB_POOL_SIZE = env_int("QUERN_DB_POOL_SIZE", 8)
+QUERN_DB_POOL_TIMEOUT = env_int("QUERN_DB_POOL_TIMEOUT", 10)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django refuses both
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": QUERN_DB_POOL_SIZE,
+        "timeout": QUERN_DB_POOL_TIMEOUT,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several worker processes write at once: WAL + BEGIN IMMEDIATE + a busy timeout, or
     # "database is locked" at once (PITFALLS.md). Connections persist (CONN_MAX_AGE 600, as on
@@ -127,6 +140,10 @@ QUERN_PAGE_SIZE = 20
 # through the HTTP API, which streams them. Well under RabbitMQ's own max_message_size (128 MiB).
 QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
 # A chunk whose runs killed their worker this many times fails its job instead of being redelivered for ever.
+# Autobatching (indexing/pipeline/batching.py): documents up to this size are split, indexed and
+# made live together with the others waiting, up to this many in one batch.
+QUERN_BATCH_MAX_BYTES = env_int("QUERN_BATCH_MAX_BYTES", 256 * 1024)
+QUERN_BATCH_SIZE = env_int("QUERN_BATCH_SIZE", 500)
 QUERN_MAX_CHUNK_ATTEMPTS = env_int("QUERN_MAX_CHUNK_ATTEMPTS", 3)
 # Backpressure (indexing/pipeline/backpressure.py): past this much waiting work (jobs not yet split +
 # chunks not yet indexed) new submissions are refused with 503 + Retry-After.

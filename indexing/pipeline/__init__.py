@@ -5,6 +5,7 @@ state change with a row lock and the status it expects, so a second run changes 
 
     intake      submit, reindex, retry: a new job, split after commit
     splitting   split: chunk boundaries stored, one index_chunk sent per chunk
+    batching    take_batch, run_batch: small documents split, indexed and made live together
     indexer     index_chunk: one chunk's records replaced and marked done
     jobs        the job's status machine: every status change, on the job's locked row
     finish      finalize, fail, cancel, purge_job, delete_document: how a job (or a document) ends
@@ -15,6 +16,9 @@ state change with a row lock and the status it expects, so a second run changes 
     backpressure, backfills, status: the gate, re-index runs, the live view
 """
 
+from indexing.pipeline.batching import run as run_batch
+from indexing.pipeline.batching import split_alone
+from indexing.pipeline.batching import take as take_batch
 from indexing.pipeline.finish import cancel, delete_document, fail, finalize, purge_job
 from indexing.pipeline.indexer import index_chunk
 from indexing.pipeline.intake import reindex, retry, submit
@@ -22,6 +26,9 @@ from indexing.pipeline.recovery import reconcile
 from indexing.pipeline.splitting import split
 
 __all__ = [
+    "run_batch",
+    "split_alone",
+    "take_batch",
     "delete_document",
     "cancel",
     "fail",

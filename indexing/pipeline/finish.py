@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from indexing.errors import QuernError
 from indexing.models import ACTIVE_STATUSES, FINISHED_STATUSES, Document, Job, Status
@@ -39,15 +40,21 @@ def finalize(job_id: int) -> None:
             # A newer version went live first (two jobs for one document): it stays live.
             send_after_commit([("quern.purge_job", [job.pk])])
             return
-        document.live_job = job
-        document.format, document.encoding = job.format, job.encoding
-        document.size, document.sha256, document.file = job.size, job.sha256, job.file.name
-        document.title = (job.split_info.get("title") or "")[:500]
+        go_live(document, job)
         document.save()
         statistics.swap(job, previous)
         transaction.on_commit(get_backend().settle)
         if previous is not None:
             send_after_commit([("quern.purge_job", [previous])])
+
+
+def go_live(document: Document, job: Job) -> None:
+    """Point the (locked) document at the job's version: search joins on live_job (unsaved)."""
+    document.live_job = job
+    document.format, document.encoding = job.format, job.encoding
+    document.size, document.sha256, document.file = job.size, job.sha256, job.file.name
+    document.title = (job.split_info.get("title") or "")[:500]
+    document.updated_at = timezone.now()
 
 
 def cancel(job_id: int) -> Job:

@@ -63,6 +63,17 @@ def move(job: Job, status: str, *, also: tuple[str, ...] = ()) -> None:
         _owe_event(job)
 
 
+def owe_events(ended: list[Job]) -> None:
+    """The events of jobs a batch ended (their rows saved by the caller), owed as `_owe_event` says."""
+    if not notify.enabled() or not ended:
+        return
+    ids = [job.pk for job in ended]
+    for job in ended:
+        job.events_pending = True
+    Job.objects.filter(pk__in=ids).update(events_pending=True)
+    transaction.on_commit(lambda: [notify.publish_job_end(job_id) for job_id in ids])
+
+
 def _owe_event(job: Job) -> None:
     """Mark the end's event as owed, and publish it once the end is committed.
 

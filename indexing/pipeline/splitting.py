@@ -8,10 +8,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from indexing.formats import ParseError, split_document
-from indexing.models import Chunk, Status
+from indexing.models import Chunk, Job, Status
 from indexing.pipeline import jobs, storage
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.finish import fail
+
+
+def no_records_error(job: Job) -> dict[str, str]:
+    return {"code": "no_records", "message": f"{job.document.name} holds no {job.format} records to index."}
 
 
 def split(job_id: int) -> list[int]:
@@ -35,10 +39,7 @@ def split(job_id: int) -> list[int]:
         fail(job_id, error.as_dict())
         return []
     if result.units == 0:
-        fail(
-            job_id,
-            {"code": "no_records", "message": f"{job.document.name} holds no {job.format} records to index."},
-        )
+        fail(job_id, no_records_error(job))
         return []
     with jobs.locked(job_id) as job:
         # Cancelled meanwhile, or another run of this split finished first.

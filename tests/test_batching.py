@@ -1,0 +1,150 @@
+"""Autobatching: small documents waiting together are split, indexed and made live together, and
+each keeps its own job, status, errors and event; one bad document fails alone."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from indexing import pipeline
+from indexing.models import Chunk, Job, Record, SearchStats, Status, Term
+from indexing.schemas import SubmitOptions
+from indexing.search import search
+from tests.conftest import wait_for, wait_for_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def small(n: int, word: str = "ptarmigan") -> Job:
+    data = f"id,text\n{n},{word} number {n}\n".encode()
+    return pipeline.submit(io.BytesIO(data), name=f"note-{n}.csv", options=SubmitOptions(format="csv"))
+
+
+def test_small_documents_waiting_together_go_live_in_one_batch_each_with_its_own_job(
+    captured_messages, clean_index
+):
+    jobs = [small(n) for n in range(6)]
+    batch = pipeline.take_batch(jobs[0].pk)
+    assert batch == [j.pk for j in jobs]
+    pipeline.run_batch(jobs[0].pk, batch)
+
+    for job in Job.objects.filter(pk__in=batch):
+        assert (job.status, job.records_indexed, job.chunks_done, job.claimed_by) == (
+            Status.SUCCEEDED,
+            1,
+            1,
+            jobs[0].pk,
+        )
+        assert job.document.live_job_id == job.pk
+    assert search("ptarmigan", limit=10).page.total == 6
+    assert Term.objects.get(word="ptarmigan").df == 6
+    assert SearchStats.objects.get().records == 6
+
+
+def test_a_claimed_job_s_own_split_message_does_nothing(captured_messages, clean_index):
+    first, second = small(1), small(2)
+    assert pipeline.take_batch(first.pk) == [first.pk, second.pk]
+    assert pipeline.take_batch(second.pk) == []  # its batch has it
+
+
+def test_a_bad_document_fails_alone_and_its_batch_goes_live(captured_messages, clean_index):
+    good = [small(n) for n in range(3)]
+    bad = pipeline.submit(
+        io.BytesIO(b'{"id": 1, "title": "no closing brace"\n'),
+        name="bad.jsonl",
+        options=SubmitOptions(format="jsonl"),
+    )
+    binary = pipeline.submit(
+        io.BytesIO(b"\x00\xff\xfe" * 50), name="blob.csv", options=SubmitOptions(format="csv")
+    )
+    batch = pipeline.take_batch(good[0].pk)
+    pipeline.run_batch(good[0].pk, batch)
+
+    statuses = dict(Job.objects.filter(pk__in=batch).values_list("pk", "status"))
+    assert [statuses[j.pk] for j in good] == [Status.SUCCEEDED] * 3
+    assert statuses[bad.pk] == statuses[binary.pk] == Status.FAILED
+    bad.refresh_from_db()
+    assert [e["code"] for e in bad.errors] == ["jsonl_invalid", "no_valid_records"]
+    assert bad.errors[0]["line"] == 1
+    assert search("ptarmigan", limit=10).page.total == 3
+
+
+def test_a_document_needing_several_chunks_leaves_the_batch_for_its_own_steps(captured_messages, clean_index):
+    lone = small(1)
+    data = "id,text\n" + "".join(f"{n},grouse {n}\n" for n in range(5))
+    several = pipeline.submit(
+        io.BytesIO(data.encode()), name="grouse.csv", options=SubmitOptions(format="csv", chunk_size=2)
+    )
+    batch = pipeline.take_batch(lone.pk)
+    pipeline.run_batch(lone.pk, batch)
+    several.refresh_from_db()
+    assert (several.status, several.chunks_total) == (Status.INDEXING, 3)
+    assert [args for name, args in captured_messages if name == "quern.index_chunk"] == [
+        [several.pk, 0],
+        [several.pk, 1],
+        [several.pk, 2],
+    ]
+
+
+def test_a_batch_whose_worker_died_is_resumed_by_its_leader_and_a_stale_claim_taken_over(
+    captured_messages, clean_index
+):
+    jobs = [small(n) for n in range(3)]
+    assert pipeline.take_batch(jobs[0].pk) == [j.pk for j in jobs]
+    # The worker died here. Its message, redelivered, resumes the same batch.
+    assert pipeline.take_batch(jobs[0].pk) == [j.pk for j in jobs]
+    # Long after (no redelivery: the filesystem broker lost it), reconcile's message for another
+    # member takes the stale claim over.
+    Job.objects.filter(pk__in=[j.pk for j in jobs]).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert pipeline.take_batch(jobs[2].pk) == [jobs[2].pk, jobs[0].pk, jobs[1].pk]
+    pipeline.run_batch(jobs[2].pk, pipeline.take_batch(jobs[2].pk))
+    assert set(Job.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
+
+
+def test_a_batch_delivered_again_after_it_finished_leaves_each_document_indexed_once(
+    captured_messages, clean_index
+):
+    jobs = [small(n) for n in range(4)]
+    batch = pipeline.take_batch(jobs[0].pk)
+    pipeline.run_batch(jobs[0].pk, batch)
+    for job in jobs:  # every split message, delivered (again)
+        again = pipeline.take_batch(job.pk)
+        assert again is None  # done: the per-job step finds nothing to do either
+        pipeline.split_alone(job.pk)
+    assert Record.objects.count() == 4
+    assert Chunk.objects.count() == 4
+    assert Term.objects.get(word="ptarmigan").df == 4
+
+
+def test_a_cancelled_member_is_left_out_of_its_batch(captured_messages, clean_index):
+    jobs = [small(n) for n in range(3)]
+    batch = pipeline.take_batch(jobs[0].pk)
+    pipeline.cancel(jobs[1].pk)
+    pipeline.run_batch(jobs[0].pk, batch)
+    statuses = dict(Job.objects.values_list("pk", "status"))
+    assert statuses == {
+        jobs[0].pk: Status.SUCCEEDED,
+        jobs[1].pk: Status.CANCELLED,
+        jobs[2].pk: Status.SUCCEEDED,
+    }
+    assert not Record.objects.filter(job=jobs[1]).exists()
+
+
+def test_many_small_documents_through_the_api_and_a_real_worker_are_each_searchable(client, pipeline):
+    ids = []
+    for n in range(40):
+        response = client.post(
+            "/api/documents",
+            {"name": f"bird-{n}.csv", "content": f"id,text\n{n},capercaillie {n}\n", "format": "csv"},
+            content_type="application/json",
+        )
+        assert response.status_code == 202
+        ids.append(response.json()["id"])
+    finished = [wait_for_job(job_id) for job_id in ids]
+    assert {job.status for job in finished} == {Status.SUCCEEDED}
+    assert wait_for(lambda: search("capercaillie", limit=50).page.total == 40, message="40 hits")
+    # Some went together: a job led by another one's batch.
+    assert any(job.claimed_by not in (None, job.pk) for job in finished)
