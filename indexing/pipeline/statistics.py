@@ -9,31 +9,36 @@ from indexing.models import Chunk, Job
 from indexing.search import get_backend
 
 
-def swap(job: Job, previous_id: int | None) -> None:
-    """`job` (locked) has just gone live in place of `previous_id`: move the counts with it."""
-    if previous_id is not None:
-        previous = Job.objects.select_for_update(no_key=True).filter(pk=previous_id).first()
-        if previous is not None and previous.terms_counted:
-            _count(previous, sign=-1)
-    if not job.terms_counted:
-        _count(job, sign=1)
+def swap(live: list[Job], retired_ids: list[int]) -> None:
+    """Versions (locked) that just went live, and the ones they replaced: one signed change.
+
+    One change, not one per version: each takes the word rows in word order and the totals row
+    last, so two finalizes at once never wait on each other in a cycle (two changes in one
+    transaction would take the totals row before the second one's words).
+    """
+    retired = list(Job.objects.select_for_update(no_key=True).filter(pk__in=retired_ids, terms_counted=True))
+    added = [job for job in live if not job.terms_counted]
+    terms: Counter[str] = Counter()
+    records = length = 0
+    for versions, sign in ((added, 1), (retired, -1)):
+        if not versions:
+            continue
+        rows = Chunk.objects.filter(job__in=versions).values_list("terms", "length")
+        for chunk_terms, chunk_length in rows:
+            for word, count in chunk_terms.items():
+                terms[word] += sign * count
+            length += sign * chunk_length
+        records += sign * sum(job.records_indexed for job in versions)
+    if not added and not retired:
+        return
+    get_backend().count_terms({w: n for w, n in terms.items() if n}, records=records, length=length)
+    for versions, counted in ((added, True), (retired, False)):
+        for job in versions:
+            job.terms_counted = counted
+        Job.objects.filter(pk__in=[job.pk for job in versions]).update(terms_counted=counted)
 
 
 def retire(job_id: int | None) -> None:
     """A live version is going away without a successor (its document is deleted)."""
-    if job_id is None:
-        return
-    job = Job.objects.select_for_update(no_key=True).filter(pk=job_id).first()
-    if job is not None and job.terms_counted:
-        _count(job, sign=-1)
-
-
-def _count(job: Job, *, sign: int) -> None:
-    terms: Counter[str] = Counter()
-    length = 0
-    for chunk_terms, chunk_length in Chunk.objects.filter(job_id=job.pk).values_list("terms", "length"):
-        terms.update(chunk_terms)
-        length += chunk_length
-    get_backend().count_terms(dict(terms), records=job.records_indexed, length=length, sign=sign)
-    job.terms_counted = sign > 0
-    Job.objects.filter(pk=job.pk).update(terms_counted=job.terms_counted)
+    if job_id is not None:
+        swap([], [job_id])
