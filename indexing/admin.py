@@ -138,6 +138,10 @@ class ChunkInline(admin.TabularInline):
     fields = ("number", "first_line", "units", "records", "start", "end", "sent_at", "attempts", "done_at")
     readonly_fields = fields
     extra = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("terms")  # a big chunk's vocabulary: not shown
+
     can_delete = False
     max_num = 0
     show_change_link = False
@@ -193,6 +197,11 @@ class JobAdmin(admin.ModelAdmin):
     exclude = ("document", "errors", "utf8_path", "backfill", "retry_of")
     inlines = [ChunkInline]
     actions = ["cancel", "retry"]
+
+    # A job's records are its document's version; deleting the job would leave search's
+    # statistics counting them. Cancel it, or delete its document.
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     @admin.action(description="Cancel the selected unfinished jobs")
     def cancel(self, request, queryset):
@@ -272,6 +281,11 @@ class RecordAdmin(admin.ModelAdmin):
         return super().get_queryset(request).defer("search")
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    # A record is part of its job's version: deleting one alone would leave the index (FTS5) and
+    # search's statistics counting it. Delete the document instead.
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
     @admin.display(description="title")

@@ -350,7 +350,9 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     description='Words, "quoted phrases", `OR` and `-excluded`, as in a web search. By default a '
     "sentence finds its best partial matches, rare words counting most; `match=all` requires every "
     "word. A word that matches nothing is replaced by a close word of the live vocabulary "
-    "(`corrected_query`); the last word, still being typed, also matches as a prefix.",
+    "(`corrected_query`); the last word, still being typed, also matches as a prefix. When many "
+    "records match, the best of 1,000 candidates are ranked (`total_exact` false, `total` an "
+    "estimate): pages end there.",
     response={200: SearchResults, **ERRORS},
 )
 def search(

@@ -7,6 +7,7 @@ is cut the same way when it is indexed and when it is typed.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
@@ -35,6 +36,13 @@ MAX_VOCABULARY_WORD = 32
 def words(text: str) -> list[str]:
     """The lowercased words of `text`, in order."""
     return WORD.findall(text.lower())
+
+
+def fold_accents(word: str) -> str:
+    """The word without its combining marks ("café" -> "cafe"), as FTS5's unicode61 reads it."""
+    if word.isascii():
+        return word
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
 def is_vocabulary_word(word: str) -> bool:

@@ -18,6 +18,7 @@ from indexing.forms import UploadForm
 from indexing.models import Job, Source
 from indexing.pipeline import backpressure
 from indexing.pipeline.status import snapshot
+from indexing.query import CANDIDATES
 from indexing.schemas import Match, SearchResults
 from indexing.search import search as search_records
 
@@ -95,7 +96,8 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
 
 
 def search(request: HttpRequest) -> HttpResponse:
-    q = request.GET.get("q", "").strip()
+    typed = request.GET.get("q", "")  # as typed: a space after the last word says it is finished
+    q = typed.strip()
     match = Match.ALL if request.GET.get("match") == Match.ALL else Match.ANY
     per_page = 10
     try:
@@ -105,12 +107,14 @@ def search(request: HttpRequest) -> HttpResponse:
     offset = (page_number - 1) * per_page
     results = None
     if q:
-        searched = search_records(q, limit=per_page, offset=offset, match_all=match == Match.ALL)
+        searched = search_records(typed, limit=per_page, offset=offset, match_all=match == Match.ALL)
         results = SearchResults.of(q, searched, match=match, limit=per_page, offset=offset)
         results = results.model_dump(mode="json")
     context = {"q": q, "match": match.value, "results": results, "page_number": page_number}
     if results:
-        last_page = (results["total"] + per_page - 1) // per_page
+        # Past an estimated total, only the ranked candidates can be paged through.
+        shown = results["total"] if results["total_exact"] else min(results["total"], CANDIDATES)
+        last_page = (shown + per_page - 1) // per_page
         context.update(
             first_shown=results["offset"] + 1 if results["hits"] else 0,
             last_shown=results["offset"] + len(results["hits"]),

@@ -279,8 +279,35 @@ def test_an_or_group_is_one_wanted_group() -> None:
 
 
 def test_stop_words_alone_plan_nothing() -> None:
-    assert plan_search(parse_query("what is the of and")).is_empty
-    assert plan_search(parse_query("to be OR not to be"), match_all=True).is_empty
+    assert plan_search(parse_query("what is the of and ")).is_empty
+    assert plan_search(parse_query("to be OR not to be "), match_all=True).is_empty
+    assert plan_search(parse_query('"to be" OR "of the" ')).is_empty
+    assert plan_search(parse_query('"the who" concert')).groups == (Group((alt("concert"),)),)
+
+
+def test_a_stop_word_being_typed_is_only_completed() -> None:
+    lookup = Lookup(completions=[("theory", 40), ("thermal", 30)])
+    plan = plan_search(parse_query("wing the"), lookup=lookup)
+    assert plan.groups[1].alternatives == (alt("theory", weight=0.6), alt("thermal", weight=0.6))
+
+
+def test_numbers_and_single_letters_are_searched_uncounted() -> None:
+    query = parse_query("boeing 747 vitamin c ")
+    assert words_to_check(query) == ["boeing", "vitamin"]
+    plan = plan_search(query, match_all=True, lookup=Lookup(matches={"boeing": 5, "vitamin": 9}))
+    assert [g.alternatives for g in plan.groups] == [
+        (alt("boeing"),),
+        (alt("747"),),
+        (alt("vitamin"),),
+        (alt("c"),),
+    ]
+
+
+def test_the_correction_shown_rewrites_only_the_replaced_bare_word() -> None:
+    query = parse_query('wnigs -wnigs "wnigs tip" shock-wave ')
+    lookup = Lookup(matches={"wnigs": 0}, close={"wnigs": [("wings", 50)]})
+    plan = plan_search(query, lookup=lookup)
+    assert corrected_text(query, plan) == 'wings -wnigs "wnigs tip" shock-wave'
 
 
 def test_the_words_to_check_are_the_bare_words_and_the_prefix() -> None:
@@ -304,7 +331,8 @@ def test_a_rare_word_is_joined_by_a_far_more_frequent_close_word_below_it() -> N
     lookup = Lookup(matches={"fluxes": 1}, close={"fluxes": [("fluxed", 5), ("flukes", 400)]})
     plan = plan_search(parse_query("fluxes"), lookup=lookup)
     assert plan.groups[0].alternatives == (alt("fluxes"), alt("flukes", weight=0.5))
-    assert corrected_text(parse_query("fluxes"), plan) == "flukes"
+    assert plan.corrections == (Correction("fluxes", "flukes", replaced=False),)
+    assert corrected_text(parse_query("fluxes"), plan) is None  # nothing was replaced
 
 
 def test_a_common_word_is_never_corrected() -> None:
@@ -403,7 +431,7 @@ def hits(db: sqlite3.Connection, text: str, *, match_all: bool = True) -> set[in
         ("cats -mat", set()),
         ("fox -lazy -note", set()),
         ("e-mail", {4}),
-        ("don't", {4}),
+        ("don't", set()),  # both pieces are stop words (PostgreSQL's list): nothing to match
         ('"don\'t reply"', {4}),
         ("OR", set()),
         ('"OR" gates', {5}),

@@ -191,9 +191,56 @@ def test_twenty_one_edit_typos_find_what_the_right_word_finds_first(captured_mes
     assert missed == [], tried
 
 
+# Words of the index, operators and stop words among arbitrary text: most queries reach the SQL.
+QUERY_PIECES = st.sampled_from(
+    [
+        "heron",
+        "river",
+        "waits",
+        "sparow",
+        "spar",
+        "the",
+        "a",
+        "OR",
+        "-",
+        '"',
+        "-heron",
+        "747",
+        "é",
+        "_",
+        "\x00",
+    ]
+)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=st.text(max_size=80), match=st.sampled_from(["any", "all"]))
-def test_no_query_text_raises_a_database_error_or_a_500(birds, client, text: str, match: str) -> None:
-    response = client.get("/api/search", {"q": text, "match": match})
+@given(
+    text=st.lists(st.one_of(QUERY_PIECES, st.text(max_size=12)), max_size=8).map(" ".join),
+    match=st.sampled_from(["any", "all"]),
+    document=st.sampled_from([None, 1]),
+)
+def test_no_query_text_raises_a_database_error_or_a_500(
+    birds, client, text: str, match: str, document
+) -> None:
+    params = {"q": text, "match": match} | ({"document": birds.document_id} if document else {})
+    response = client.get("/api/search", params)
     assert response.status_code == 200, response.content
     assert client.get("/api/suggest", {"q": text}).status_code == 200
+
+
+def test_numbers_single_letters_and_stop_word_phrases_are_searched_as_people_mean(
+    captured_messages, clean_index
+) -> None:
+    index(
+        "planes.jsonl",
+        [("1", "Boeing 747", "a jumbo jet"), ("2", "Vitamin C", "in oranges"), ("3", "Jet", "x")],
+    )
+    assert keys("boeing 747 ", match_all=True) == ["1"]
+    assert keys("747 ") == ["1"]
+    assert keys("vitamin c ", match_all=True) == ["2"]
+    assert keys('"the who" oranges ') == ["2"]  # a phrase of stop words asks for nothing
+
+
+def test_a_search_in_one_document_ranks_all_its_records_and_counts_exactly(birds) -> None:
+    page = search("where does someone wait by the river ", limit=10, document_id=birds.document_id).page
+    assert page.total_exact and page.total == 23

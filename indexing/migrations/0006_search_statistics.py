@@ -1,6 +1,11 @@
 """Search statistics: the live vocabulary (Term), N and total length (SearchStats), per-chunk counts."""
 
+from collections import Counter
+
 from django.db import migrations, models
+
+from indexing.search import get_backend
+from indexing.text import document_frequencies
 
 
 # Close words for typos come from a trigram index of the vocabulary: pg_trgm (shipped with
@@ -28,6 +33,43 @@ def _run(statements):
             schema_editor.execute(sql)
 
     return run
+
+
+def count_live_versions(apps, schema_editor):
+    """An index built before this migration: count its live versions' words and totals.
+
+    Historical models and the pure tokenizer, then the search backend's own upsert (it touches
+    only the tables created above), so a later change to the models cannot break this step.
+    """
+    Document = apps.get_model("indexing", "Document")
+    Chunk = apps.get_model("indexing", "Chunk")
+    Record = apps.get_model("indexing", "Record")
+    Job = apps.get_model("indexing", "Job")
+    postgres = schema_editor.connection.vendor == "postgresql"
+    live = list(Document.objects.exclude(live_job=None).values_list("live_job_id", flat=True))
+    terms: Counter[str] = Counter()
+    records = length = 0
+    for job_id in live:
+        for chunk in Chunk.objects.filter(job_id=job_id):
+            rows = Record.objects.filter(
+                job_id=job_id, ordinal__gte=chunk.first_ordinal, ordinal__lt=chunk.first_ordinal + chunk.units
+            )
+            chunk.terms = document_frequencies(f"{t} {b}" for t, b in rows.values_list("title", "body"))
+            if postgres:
+                with schema_editor.connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT coalesce(sum(length(search)), 0), count(*) FROM indexing_record"
+                        " WHERE job_id = %s AND ordinal >= %s AND ordinal < %s",
+                        [job_id, chunk.first_ordinal, chunk.first_ordinal + chunk.units],
+                    )
+                    chunk.length, _ = cursor.fetchone()
+            chunk.save(update_fields=["terms", "length"])
+            terms.update(chunk.terms)
+            length += chunk.length
+        records += Record.objects.filter(job_id=job_id).count()
+    if live:
+        get_backend().count_terms(dict(terms), records=records, length=length)
+        Job.objects.filter(pk__in=live).update(terms_counted=True)
 
 
 class Migration(migrations.Migration):
@@ -82,4 +124,5 @@ class Migration(migrations.Migration):
             field=models.BooleanField(default=False),
         ),
         migrations.RunPython(_run(VOCABULARY_FORWARD), _run(VOCABULARY_BACKWARD)),
+        migrations.RunPython(count_live_versions, migrations.RunPython.noop),
     ]

@@ -239,7 +239,7 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
             [documents[j.document_id] for j in live],
             ["live_job", "format", "encoding", "size", "sha256", "file", "title", "updated_at"],
         )
-        statistics.swap_many(live, retired)
+        statistics.swap(live, retired)
         jobs.owe_events(ended)
-        transaction.on_commit(backend.settle)
+        transaction.on_commit(backend.settle, robust=True)  # once per batch: see finish.SETTLE_AFTER
         send_after_commit([("quern.purge_job", [job_id]) for job_id in purged + retired])

@@ -17,6 +17,10 @@ from indexing.pipeline import jobs, statistics, storage
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.search import get_backend
 
+# A version this big merges GIN's pending list as it goes live (search.postgres explains why);
+# smaller ones leave it to the next big one and to autovacuum.
+SETTLE_AFTER = 1000
+
 
 def finalize(job_id: int) -> None:
     """Make the job's records live and retire the document's previous version, atomically."""
@@ -42,10 +46,11 @@ def finalize(job_id: int) -> None:
             return
         go_live(document, job)
         document.save()
-        statistics.swap(job, previous)
-        transaction.on_commit(get_backend().settle)
+        statistics.swap([job], [previous] if previous is not None else [])
         if previous is not None:
             send_after_commit([("quern.purge_job", [previous])])
+        if job.records_indexed >= SETTLE_AFTER:
+            transaction.on_commit(get_backend().settle, robust=True)
 
 
 def go_live(document: Document, job: Job) -> None:
@@ -91,11 +96,20 @@ def _mark_failed(job: Job, error: dict[str, Any]) -> None:
 
 
 def delete_document(document_id: int) -> None:
-    """Delete a document, its jobs and records; its live version leaves search's statistics."""
+    """Delete a document, its jobs and records; its live version leaves search's statistics.
+
+    Its unfinished jobs are cancelled in the same locked transaction, so none goes live (and is
+    counted) between this and the delete."""
     with transaction.atomic():
         document = Document.objects.select_for_update().filter(pk=document_id).first()
         if document is None:
             return
+        for job_id in Job.objects.filter(document_id=document_id, status__in=ACTIVE_STATUSES).values_list(
+            "pk", flat=True
+        ):
+            with jobs.locked(job_id) as job:
+                if job is not None and job.status in ACTIVE_STATUSES:
+                    jobs.move(job, Status.CANCELLED)
         statistics.retire(document.live_job_id)
         Document.objects.filter(pk=document_id).update(live_job=None)
     backend = get_backend()

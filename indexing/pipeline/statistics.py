@@ -9,36 +9,36 @@ from indexing.models import Chunk, Job
 from indexing.search import get_backend
 
 
-def swap(job: Job, previous_id: int | None) -> None:
-    """`job` (locked) has just gone live in place of `previous_id`: move the counts with it."""
-    swap_many([job], [previous_id] if previous_id is not None else [])
+def swap(live: list[Job], retired_ids: list[int]) -> None:
+    """Versions (locked) that just went live, and the ones they replaced: one signed change.
 
-
-def swap_many(live: list[Job], retired_ids: list[int]) -> None:
-    """Versions that just went live, and the ones they replaced: one count each way."""
+    One change, not one per version: each takes the word rows in word order and the totals row
+    last, so two finalizes at once never wait on each other in a cycle (two changes in one
+    transaction would take the totals row before the second one's words).
+    """
     retired = list(Job.objects.select_for_update(no_key=True).filter(pk__in=retired_ids, terms_counted=True))
-    _count(retired, sign=-1)
-    _count([j for j in live if not j.terms_counted], sign=1)
+    added = [job for job in live if not job.terms_counted]
+    terms: Counter[str] = Counter()
+    records = length = 0
+    for versions, sign in ((added, 1), (retired, -1)):
+        if not versions:
+            continue
+        rows = Chunk.objects.filter(job__in=versions).values_list("terms", "length")
+        for chunk_terms, chunk_length in rows:
+            for word, count in chunk_terms.items():
+                terms[word] += sign * count
+            length += sign * chunk_length
+        records += sign * sum(job.records_indexed for job in versions)
+    if not added and not retired:
+        return
+    get_backend().count_terms({w: n for w, n in terms.items() if n}, records=records, length=length)
+    for versions, counted in ((added, True), (retired, False)):
+        for job in versions:
+            job.terms_counted = counted
+        Job.objects.filter(pk__in=[job.pk for job in versions]).update(terms_counted=counted)
 
 
 def retire(job_id: int | None) -> None:
     """A live version is going away without a successor (its document is deleted)."""
-    if job_id is None:
-        return
-    _count(list(Job.objects.select_for_update(no_key=True).filter(pk=job_id, terms_counted=True)), sign=-1)
-
-
-def _count(versions: list[Job], *, sign: int) -> None:
-    if not versions:
-        return
-    terms: Counter[str] = Counter()
-    length = 0
-    rows = Chunk.objects.filter(job__in=versions).values_list("terms", "length")
-    for chunk_terms, chunk_length in rows:
-        terms.update(chunk_terms)
-        length += chunk_length
-    records = sum(j.records_indexed for j in versions)
-    get_backend().count_terms(dict(terms), records=records, length=length, sign=sign)
-    for job in versions:
-        job.terms_counted = sign > 0
-    Job.objects.filter(pk__in=[j.pk for j in versions]).update(terms_counted=sign > 0)
+    if job_id is not None:
+        swap([], [job_id])

@@ -26,6 +26,7 @@ from .base import Hit, SearchBackend, SearchPage, Unsupported
 
 _backends: dict[str, SearchBackend] = {}
 
+MAX_CORRECTED = 4
 # Counting past this tells nothing more to the plan (the typo rule and the estimate of a total).
 COUNT_CAP = 10_000_000
 
@@ -59,11 +60,9 @@ class Searched:
 def lookup(backend: SearchBackend, words: list[str], prefix: str | None) -> Lookup:
     """Ask the vocabulary what the plan needs: match counts, close words of the rare, completions."""
     matches = backend.match_counts(words, cap=COUNT_CAP)
-    close = {
-        w: backend.similar_words(w, limit=CANDIDATE_WORDS)
-        for w in words
-        if w != prefix and wants_correction(w, matches.get(w, 0))
-    }
+    # At most MAX_CORRECTED words of one query are looked up (each is a trigram search).
+    rare = [w for w in words if w != prefix and wants_correction(w, matches.get(w, 0))][:MAX_CORRECTED]
+    close = {w: backend.similar_words(w, limit=CANDIDATE_WORDS) for w in rare}
     completions = (
         backend.completions(prefix, limit=COMPLETIONS + 1) if prefix and len(prefix) >= MIN_PREFIX else []
     )
@@ -81,7 +80,8 @@ def search(
     query = parse_query(text)
     found = lookup(backend, words_to_check(query), query.prefix)
     plan = plan_search(query, match_all=match_all, lookup=found)
-    plan = narrow(plan, _counts(plan, found), records=backend.live_records(), bound=CANDIDATES)
+    if document_id is None:  # one document's records are few: all are ranked, the total exact
+        plan = narrow(plan, _counts(plan, found), records=backend.live_records(), bound=CANDIDATES)
     page = backend.search(plan, limit=limit, offset=offset, document_id=document_id)
     if not page.total_exact and plan.estimate is not None:
         page.total = max(page.total, plan.estimate)

@@ -80,8 +80,8 @@ class SearchBackend:
         index length for BM25's statistics (0 where the database keeps its own)."""
         raise NotImplementedError
 
-    def count_terms(self, terms: dict[str, int], *, records: int, length: int, sign: int) -> None:
-        """Add (sign 1) or take away (-1) a version's words and totals in the live statistics."""
+    def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
+        """Change the live statistics by signed amounts: words' record counts, and the totals."""
         raise NotImplementedError
 
     def match_counts(self, words: Sequence[str], *, cap: int) -> dict[str, int]:

@@ -47,8 +47,8 @@ RETURNING length(search)
 _INSERT_AND_MEASURE = f"WITH written AS ({_INSERT_FROM_STAGE}) SELECT coalesce(sum(length), 0) FROM written"
 
 
-# BM25 (k1, b) over the tsvector: a lexeme's term frequency is its positions, a title (weight A)
-# position counting TITLE_WEIGHT body positions (BM25F's field weights); a record's length is its
+# BM25 (k1, b) over the tsvector: a lexeme's term frequency is its positions, plus TITLE_WEIGHT - 1
+# when the title (weight A) holds it (BM25F's field weight, a title counted once); a record's length is its
 # count of distinct lexemes (length(tsvector), read from the vector's header). Document
 # frequencies come from indexing_term (summed by lexeme), N and the average length from
 # indexing_searchstats: both kept by finalize as versions go live and are retired.
@@ -75,16 +75,28 @@ _SEARCH = (
     "  SELECT m.id, m.search FROM matches m"
     "  JOIN indexing_document d ON d.id = m.document_id AND d.live_job_id = m.job_id"
     "  LIMIT %(candidates)s"
-    "), matched AS ("  # the query's lexemes in each candidate: tf, with title positions weighted
+    # Each candidate's vector cut down to the query's lexemes before it is unnested: setweight
+    # marks them D (the index writes only A and B), ts_filter keeps the D ones — in C, over the
+    # vector's bytes. Unnesting whole vectors cost 2-3x as much on the bench's long records.
+    "), cut AS ("
     "  SELECT c.id, length(c.search) AS length,"
+    "         ts_filter(setweight(c.search, 'D', %(lexemes)s::text[]), '{{d}}') AS mine,"
+    "         tsvector_to_array(ts_filter(setweight(ts_filter(c.search, '{{a}}'), 'D', %(lexemes)s::text[]),"
+    "                           '{{d}}')) AS in_title"
+    "  FROM candidates c"
+    # MATERIALIZED: tf is read twice by BM25's formula, and inlined it was computed twice.
+    "), matched AS MATERIALIZED ("  # tf per query lexeme; held by the title, TITLE_WEIGHT - 1 more
+    "  SELECT f.id, f.length,"
     "         (%(weights)s::float8[])[array_position(%(lexemes)s::text[], u.lexeme)] AS weight,"
-    "         cardinality(u.positions) + %(title_extra)s * cardinality(array_positions(u.weights, 'A')) AS tf"
-    "  FROM candidates c CROSS JOIN LATERAL unnest(c.search) AS u"
-    "  WHERE u.lexeme = ANY(%(lexemes)s::text[])"
+    "         cardinality(u.positions) + %(title_extra)s * (u.lexeme = ANY(f.in_title))::int AS tf"
+    "  FROM cut f CROSS JOIN LATERAL unnest(f.mine) AS u"
+    "), stats AS ("  # BM25's average length, from the live totals
+    "  SELECT coalesce(max(greatest(1.0, length::float8 / nullif(records, 0))), 1.0) AS avg_length"
+    "  FROM indexing_searchstats WHERE id = 1"
     "), scored AS ("
     "  SELECT id, count(*) OVER () AS n,"
     "         sum(weight * tf * %(k1_plus_1)s"
-    "             / (tf + %(k1)s * (1 - %(b)s + %(b)s * length / %(avg_length)s)))"
+    "             / (tf + %(k1)s * (1 - %(b)s + %(b)s * length / (SELECT avg_length FROM stats))))"
     "           AS score"
     "  FROM matched GROUP BY id"
     ")"
@@ -107,7 +119,8 @@ _TERM_STAGE = "quern_term_stage"
 _CREATE_TERM_STAGE = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_TERM_STAGE} (word text, df bigint) ON COMMIT DELETE ROWS"
 )
-# In word order, so two finalizes touching the same words lock them in one order (no deadlock).
+# In word order, so two finalizes touching the same words lock them in one order, each before
+# the totals row (pipeline.statistics.swap makes one change per transaction for this).
 _UPSERT_TERMS = f"""
 INSERT INTO indexing_term (word, df, lexeme)
 SELECT s.word, s.df, coalesce((tsvector_to_array(to_tsvector('{CONFIG}', s.word)))[1], '')
@@ -184,16 +197,16 @@ class PostgresBackend(SearchBackend):
             )
             return cursor.rowcount
 
-    def count_terms(self, terms: dict[str, int], *, records: int, length: int, sign: int) -> None:
+    def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
         connection.ensure_connection()
         with connection.connection.cursor() as cursor:
             cursor.execute(_CREATE_TERM_STAGE)
-            cursor.execute(f"DELETE FROM {_TERM_STAGE}")  # a swap counts twice in one transaction
+            cursor.execute(f"DELETE FROM {_TERM_STAGE}")  # a deleted document's swap came before
             with cursor.copy(f"COPY {_TERM_STAGE} (word, df) FROM STDIN") as copy:
                 for word in terms:
-                    copy.write_row((_text(word), terms[word] * sign))
+                    copy.write_row((_text(word), terms[word]))
             cursor.execute(_UPSERT_TERMS)
-        count_records(records * sign, length * sign)
+        count_records(records, length)
 
     def settle(self) -> None:
         # GIN's fast-update pending list holds the newest entries unsorted, and every search
@@ -206,6 +219,16 @@ class PostgresBackend(SearchBackend):
         with connection.cursor() as cursor:
             cursor.execute(_LEXEMES, [list(words)])
             return [(w, lexeme, int(df)) for w, lexeme, df in cursor.fetchall()]
+
+    def _bounded_counts(self, lexemes: list[str], cap: int = 10_000) -> dict[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT q.lexeme, (SELECT count(*) FROM (SELECT 1 FROM indexing_record"
+                "  WHERE search @@ q.query LIMIT %s) AS m)"
+                " FROM unnest(%s::text[], %s::tsquery[]) AS q(lexeme, query)",
+                [cap, lexemes, [_lexeme(x) for x in lexemes]],
+            )
+            return {lexeme: int(n) for lexeme, n in cursor.fetchall()}
 
     def match_counts(self, words: Sequence[str], *, cap: int) -> dict[str, int]:
         counts = dict.fromkeys(words, 0)
@@ -246,12 +269,16 @@ class PostgresBackend(SearchBackend):
         for word, lexeme, count in self._lexemes(sorted(words)):
             lexemes.setdefault(word, []).append(lexeme)
             df[lexeme] = count
+        # A lexeme the vocabulary does not count (a number, one letter): counted in the index,
+        # up to a bound, so its idf is not the highest there is.
+        unknown = [lexeme for lexeme, count in df.items() if count == 0]
+        if unknown:
+            df.update(self._bounded_counts(unknown))
         query = _filter(plan, lexemes)
         if query is None:
             return SearchPage(total=0)
         everything = _any_of(plan.alternatives(), lexemes) or query
         terms, weights = _weights(plan, lexemes, df, self.live_records())
-        avg_length = _average_length()
         params = {
             "query": query,
             "candidates": CANDIDATES + 1,
@@ -261,7 +288,6 @@ class PostgresBackend(SearchBackend):
             "k1_plus_1": K1 + 1,
             "k1": K1,
             "b": B,
-            "avg_length": avg_length,
             "everything": everything,
             "headline": _HEADLINE_OPTIONS,
             "limit": limit,
@@ -297,13 +323,6 @@ class PostgresBackend(SearchBackend):
             cursor.execute("UPDATE indexing_record SET search = NULL")
             cursor.execute("DELETE FROM indexing_term")
             cursor.execute("DELETE FROM indexing_searchstats")
-
-
-def _average_length() -> float:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT records, length FROM indexing_searchstats WHERE id = 1")
-        row = cursor.fetchone()
-    return max(1.0, row[1] / row[0]) if row and row[0] > 0 else 1.0
 
 
 def _operand(words: tuple[str, ...], lexemes: dict[str, list[str]]) -> str | None:

@@ -21,6 +21,7 @@ from django.db import connection
 
 from indexing.formats.records import ParsedRecord
 from indexing.query import CANDIDATES, Plan, plan_to_fts5
+from indexing.text import fold_accents
 
 from .base import (
     MARK_END,
@@ -47,6 +48,11 @@ _LIVE_JOIN = f"""
 _stemmer = Stemmer.Stemmer("porter")
 
 
+def _stems(words: list[str]) -> list[str]:
+    """As FTS5's `porter unicode61` indexes a word: accents removed (unicode61), then stemmed."""
+    return _stemmer.stemWords([fold_accents(w) for w in words])
+
+
 def trigrams(word: str) -> list[str]:
     """The word's trigrams with its ends marked (`^wo`, `wor`, `rd$`), as the trigram table holds
     them: marked ends make short words alike where they begin and end alike."""
@@ -54,11 +60,10 @@ def trigrams(word: str) -> list[str]:
     return list(dict.fromkeys(marked[i : i + 3] for i in range(len(marked) - 2)))
 
 
-def _upsert_sql(sign: int) -> str:
-    return (
-        "INSERT INTO indexing_term (word, df, lexeme) VALUES (%s, %s, %s)"
-        f" ON CONFLICT(word) DO UPDATE SET df = df {'+' if sign > 0 else '-'} excluded.df"
-    )
+_UPSERT_TERM = (
+    "INSERT INTO indexing_term (word, df, lexeme) VALUES (%s, %s, %s)"
+    " ON CONFLICT(word) DO UPDATE SET df = df + excluded.df"
+)
 
 
 class SqliteBackend(SearchBackend):
@@ -95,27 +100,25 @@ class SqliteBackend(SearchBackend):
             cursor.execute(f"DELETE FROM indexing_record WHERE {where}", params)
             return cursor.rowcount
 
-    def count_terms(self, terms: dict[str, int], *, records: int, length: int, sign: int) -> None:
+    def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
         words = sorted(terms)
-        stems = _stemmer.stemWords(words)
+        stems = _stems(words)
         with connection.cursor() as cursor:
             cursor.execute("SELECT coalesce(max(id), 0) FROM indexing_term")
             (newest,) = cursor.fetchone()
-            cursor.executemany(
-                _upsert_sql(sign), [(w, terms[w], s) for w, s in zip(words, stems, strict=True)]
-            )
+            cursor.executemany(_UPSERT_TERM, [(w, terms[w], s) for w, s in zip(words, stems, strict=True)])
             # Words new to the vocabulary got ids past the newest one: index their trigrams.
             cursor.execute(
                 f"INSERT INTO {TRIGRAM_TABLE} (rowid, word)"
                 " SELECT id, '^' || word || '$' FROM indexing_term WHERE id > %s",
                 [newest],
             )
-        count_records(records * sign, length * sign)
+        count_records(records, length)
 
     def match_counts(self, words: Sequence[str], *, cap: int) -> dict[str, int]:
         if not words:
             return {}
-        stems = dict(zip(words, _stemmer.stemWords(list(words)), strict=True))
+        stems = dict(zip(words, _stems(list(words)), strict=True))
         unique = sorted(set(stems.values()))
         marks = ", ".join(["%s"] * len(unique))
         with connection.cursor() as cursor:
