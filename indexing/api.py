@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -58,6 +59,7 @@ Blank = BeforeValidator(_blank_is_absent)
 JOBS = TypeAdapter(list[schemas.Job])
 JSON_OBJECT = TypeAdapter(dict[str, Any])
 SUBMISSIONS = (schemas.SubmitJson, schemas.SubmitMultipart)
+JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
 
 
 class QuernAPI(NinjaAPI):
@@ -193,6 +195,9 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
             "content": {
                 "multipart/form-data": _body(schemas.SubmitMultipart),
                 "application/json": _body(schemas.SubmitJson),
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "One SubmitJson object per line."}
+                },
             },
         }
     },
@@ -212,9 +217,12 @@ def submit_documents(
         return _submit_files(request, idempotency_key)
     if content_type == "application/json":
         return _submit_json(request, idempotency_key)
+    if content_type in JSON_LINES:
+        return _submit_json_lines(request)
     raise QuernError(
         "unsupported_media_type",
-        "Send multipart/form-data with a 'file' field, or application/json with name and content.",
+        "Send multipart/form-data with a 'file' field, application/json with name and content, "
+        "or application/x-ndjson with one such object per line.",
         status=415,
     )
 
@@ -241,28 +249,65 @@ def _submit_files(request: HttpRequest, key: str | None) -> HttpResponse:
     given_name = options.name if len(files) == 1 else None
     with transaction.atomic():  # all the files or none; the splits are sent after the one commit
         jobs = [
-            pipeline.submit(
+            job
+            for file in files
+            for job in pipeline.submit_upload(
                 file,
                 name=given_name or file.name,
+                size=file.size,
                 options=options,
                 source=Source.API,
                 replace=options.replace,
             )
-            for file in files
         ]
     return _accepted(jobs)
 
 
 def _submit_json(request: HttpRequest, key: str | None) -> HttpResponse:
     submission = validated(schemas.SubmitJson, _with_key(parse_json_object(request.body), key))
-    job = pipeline.submit(
+    jobs = pipeline.submit_upload(
         io.BytesIO(submission.raw),
         name=submission.name,
+        size=len(submission.raw),
         options=submission,
         source=Source.API,
         replace=submission.replace,
     )
-    return _accepted([job])
+    return _accepted(jobs)
+
+
+def _submit_json_lines(request: HttpRequest) -> HttpResponse:
+    """Many documents in one request: a JSON object per line, each as the JSON body takes it."""
+    lines = [line for line in request.body.splitlines() if line.strip()]
+    if not lines:
+        raise QuernError("empty_body", "The body holds no documents: send one JSON object per line.")
+    if len(lines) > settings.QUERN_MAX_BULK_DOCUMENTS:
+        raise QuernError(
+            "too_many_documents",
+            f"{len(lines):,} documents in one request; at most {settings.QUERN_MAX_BULK_DOCUMENTS:,} "
+            "(QUERN_MAX_BULK_DOCUMENTS). Send them in several requests.",
+            status=413,
+        )
+    submissions = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            submissions.append(validated(schemas.SubmitJson, parse_json_object(line)))
+        except QuernError as error:
+            raise QuernError(error.code, f"Line {number}: {error.message}", line=number) from None
+    with transaction.atomic():  # all the documents or none
+        jobs = [
+            job
+            for submission in submissions
+            for job in pipeline.submit_upload(
+                io.BytesIO(submission.raw),
+                name=submission.name,
+                size=len(submission.raw),
+                options=submission,
+                source=Source.API,
+                replace=submission.replace,
+            )
+        ]
+    return _accepted(jobs)
 
 
 @api.get(

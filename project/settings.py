@@ -144,6 +144,12 @@ QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
 # made live together with the others waiting, up to this many in one batch.
 QUERN_BATCH_MAX_BYTES = env_int("QUERN_BATCH_MAX_BYTES", 256 * 1024)
 QUERN_BATCH_SIZE = env_int("QUERN_BATCH_SIZE", 500)
+# Archives (.zip, .tar, .tar.gz): at most this many files, unpacking to at most this many bytes
+# and this many times the archive's own size (a bomb is refused, nothing of it stored).
+QUERN_ARCHIVE_MAX_MEMBERS = env_int("QUERN_ARCHIVE_MAX_MEMBERS", 100_000)
+QUERN_ARCHIVE_MAX_BYTES = env_int("QUERN_ARCHIVE_MAX_BYTES", 2 * 1024**3)
+QUERN_ARCHIVE_MAX_RATIO = env_int("QUERN_ARCHIVE_MAX_RATIO", 100)
+QUERN_MAX_BULK_DOCUMENTS = env_int("QUERN_MAX_BULK_DOCUMENTS", 10_000)  # per JSON Lines request
 QUERN_MAX_CHUNK_ATTEMPTS = env_int("QUERN_MAX_CHUNK_ATTEMPTS", 3)
 # Backpressure (indexing/pipeline/backpressure.py): past this much waiting work (jobs not yet split +
 # chunks not yet indexed) new submissions are refused with 503 + Retry-After.

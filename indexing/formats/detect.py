@@ -6,6 +6,7 @@ import csv
 import json
 import re
 
+from indexing.formats.compressed import without_gz
 from indexing.formats.records import ParseError
 
 _ALIASES = {
@@ -75,7 +76,7 @@ def detect_format(declared: str | None, filename: str | None, head: bytes) -> st
     if declared is not None and declared.strip():
         return declared_format(declared)
     if filename:
-        base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+        base = without_gz(filename.replace("\\", "/").rsplit("/", 1)[-1])
         if "." in base:
             fmt = _EXTENSIONS.get(base.rsplit(".", 1)[1].lower())
             if fmt is not None:

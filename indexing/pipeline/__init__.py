@@ -3,7 +3,7 @@
 Every function here may run twice for the same job (at-least-once delivery); each guards its
 state change with a row lock and the status it expects, so a second run changes nothing.
 
-    intake      submit, reindex, retry: a new job, split after commit
+    intake      submit, submit_upload (archives too), reindex, retry: new jobs, split after commit
     splitting   split: chunk boundaries stored, one index_chunk sent per chunk
     batching    take_batch, run_batch: small documents split, indexed and made live together
     indexer     index_chunk: one chunk's records replaced and marked done
@@ -21,11 +21,12 @@ from indexing.pipeline.batching import split_alone
 from indexing.pipeline.batching import take as take_batch
 from indexing.pipeline.finish import cancel, delete_document, fail, finalize, purge_job
 from indexing.pipeline.indexer import index_chunk
-from indexing.pipeline.intake import reindex, retry, submit
+from indexing.pipeline.intake import reindex, retry, submit, submit_upload
 from indexing.pipeline.recovery import reconcile
 from indexing.pipeline.splitting import split
 
 __all__ = [
+    "submit_upload",
     "run_batch",
     "split_alone",
     "take_batch",

@@ -9,6 +9,9 @@ from django.db import IntegrityError, transaction
 
 from indexing.errors import QuernError
 from indexing.formats import detect_format, sniff_encoding
+from indexing.formats.archives import Limits, is_archive
+from indexing.formats.archives import members as archive_members
+from indexing.formats.compressed import uncompressed
 from indexing.models import Document, Job, Source, Status
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.storage import StoredFile, store_stream
@@ -38,7 +41,8 @@ def submit(
     name = (name or "").strip()[:255]
     if not name:
         raise QuernError("missing_name", "A document needs a name (a file name, or the name field).")
-    stored = store_stream(stream)
+    content, _ = uncompressed(stream)  # a .gz document is stored and read as its content
+    stored = store_stream(content)
     if stored.size == 0:
         raise QuernError("empty_document", f"{name} is empty: there is nothing to index.")
     # A declared format was checked at the edge; an unknown encoding raises its ParseError now
@@ -62,6 +66,38 @@ def submit(
         if key and (existing := _job_for_key(key)):
             return existing
         raise
+
+
+def submit_upload(
+    stream: IO[bytes],
+    *,
+    name: str,
+    size: int,
+    options: SubmitOptions = DEFAULT_OPTIONS,
+    source: str = Source.API,
+    replace: int | None = None,
+) -> list[Job]:
+    """A document, or each file of an archive (.zip, .tar, .tar.gz) as a document named by its
+    path: all of them in one transaction, or — past a limit, or on a damaged archive — none."""
+    if not is_archive(name) or replace is not None:
+        return [submit(stream, name=name, options=options, source=source, replace=replace)]
+    if options.idempotency_key:
+        raise QuernError(
+            "bad_parameter", "An idempotency key stands for one document, not an archive of many."
+        )
+    limits = Limits(
+        members=settings.QUERN_ARCHIVE_MAX_MEMBERS,
+        total_bytes=settings.QUERN_ARCHIVE_MAX_BYTES,
+        ratio=settings.QUERN_ARCHIVE_MAX_RATIO,
+    )
+    with transaction.atomic():
+        jobs = [
+            submit(member, name=path, options=options, source=source)
+            for path, member in archive_members(stream, name, size, limits)
+        ]
+        if not jobs:
+            raise QuernError("empty_archive", f"{name} holds no files to index.")
+    return jobs
 
 
 def _job_for_key(key: str) -> Job | None:

@@ -49,17 +49,21 @@ class Command(BaseCommand):
                 raise CommandError(f"{path}: no such file.")
             try:
                 with path.open("rb") as stream:
-                    job = pipeline.submit(
+                    submitted = pipeline.submit_upload(
                         stream,
                         name=path.name,
+                        size=path.stat().st_size,
                         options=submit_options,
                         source=Source.CLI,
                         replace=submit_options.replace,
                     )
             except QuernError as error:
                 raise CommandError(f"{path}: {error.message}") from None
-            self.stdout.write(f"{path}: job {job.pk} ({job.format}, {job.size:,} bytes)")
-            jobs.append(job.pk)
+            for job in submitted:
+                self.stdout.write(
+                    f"{path}: job {job.pk} ({job.document.name}, {job.format}, {job.size:,} bytes)"
+                )
+            jobs += [job.pk for job in submitted]
         if options["wait"] and not self.wait(jobs, options["timeout"]):
             sys.exit(1)
 
