@@ -43,12 +43,16 @@ def upload(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         stream = data["file"] or io.BytesIO(data["text"].encode("utf-8"))
         name = (data["name"] or "").strip() or data["file"].name
+        size = data["file"].size if data["file"] else len(data["text"].encode("utf-8"))
         try:
-            job = pipeline.submit(stream, name=name, options=data["options"], source=Source.WEB)
+            jobs = pipeline.submit_upload(
+                stream, name=name, size=size, options=data["options"], source=Source.WEB
+            )
         except QuernError as error:
             form.add_error(None, error.message)
         else:
-            return HttpResponseSeeOther(job.get_absolute_url())
+            # One document: its job's page; an archive's many: the job list, newest first.
+            return HttpResponseSeeOther(jobs[0].get_absolute_url() if len(jobs) == 1 else reverse("job-list"))
     return render(request, "indexing/upload.html", {"form": form}, status=400)
 
 

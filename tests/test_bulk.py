@@ -132,3 +132,9 @@ def test_pipeline_submit_upload_passes_a_plain_document_through(captured_message
         io.BytesIO(b"plain text"), name="x.txt", size=10, options=SubmitOptions(), source="api"
     )
     assert job.document.name == "x.txt"
+
+
+def test_an_archive_through_the_upload_form_lands_on_the_job_list(client, captured_messages):
+    response = client.post("/", {"file": SimpleUploadedFile("notes.zip", zip_of(FILES))})
+    assert response.status_code == 303 and response["Location"] == "/jobs/"
+    assert Document.objects.count() == 3
