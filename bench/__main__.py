@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.stack import ROOT, Stack, mode_env, recreate_database
 
-ALL = ("ingest", "floor", "naive", "search", "tts", "memory", "chunks")
+ALL = ("ingest", "floor", "naive", "search", "tts", "small", "memory", "chunks")
 DEFAULT_CHUNK_SIZES = (100, 300, 1000, 3000, 5000, 10000, 20000, 50000)
 TARGETS = {
     # search_rps_before: 8 clients' requests/s through the API before issue 11 (docs/bench/*.json).
@@ -199,6 +199,12 @@ def run(args) -> dict:
             }
             print_tts(results)
 
+        if "small" in only:
+            results["small_documents"] = w.small_documents_once(
+                stack, sentences.paths[0], args.small_documents
+            )
+            print_small(results)
+
         if "chunks" in only:
             results["chunk_sizes"] = {}
             sizes = [int(s) for s in args.chunk_sizes.split(",")]
@@ -324,6 +330,33 @@ def print_search(r: dict) -> None:
         )
 
 
+def print_small(r: dict) -> None:
+    s = r["small_documents"]
+    table(
+        f"Many small documents: {s['documents']:,} one-record documents over the API from {s['clients']} "
+        "clients, end to end, beside the same records as one CSV",
+        ["", "seconds", "per s", "errors", "failed jobs", "taken in a batch"],
+        [
+            [
+                "one document each",
+                f"{s['seconds']:.2f}",
+                f"{s['documents_per_s']:,.0f} documents/s",
+                str(s["errors"]),
+                str(s["failed_jobs"]),
+                f"{s['batched_jobs']:,}",
+            ],
+            [
+                "one CSV",
+                f"{s['one_csv_seconds']:.2f}",
+                f"{s['one_csv_records_per_s']:,.0f} records/s",
+                "",
+                "",
+                "",
+            ],
+        ],
+    )
+
+
 def print_tts(r: dict) -> None:
     t = r["time_to_searchable"]
     table(
@@ -364,6 +397,7 @@ def print_all(r: dict) -> None:
         ("naive", print_naive),
         ("search", print_search),
         ("time_to_searchable", print_tts),
+        ("small_documents", print_small),
         ("chunk_sizes", print_chunks),
         ("memory", print_memory),
     ):
@@ -421,6 +455,19 @@ def verdicts(r: dict) -> list[tuple[str, str, bool]]:
                 f"time to searchable p50 <= {target['tts_p50_s'] * 1000:.0f} ms",
                 f"{p50 * 1000:.0f} ms",
                 p50 <= target["tts_p50_s"],
+            )
+        )
+    if "small_documents" in r:
+        s = r["small_documents"]
+        rate = s["documents_per_s"]
+        out.append(
+            (f"{s['documents']:,} small documents over the API >= 300/s", f"{rate:,.0f}/s", rate >= 300)
+        )
+        out.append(
+            (
+                "small documents: 0 errors, 0 failed jobs",
+                f"{s['errors']} / {s['failed_jobs']}",
+                not (s["errors"] or s["failed_jobs"]),
             )
         )
     if "memory" in r:
@@ -644,6 +691,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--chunk-sizes", default=",".join(map(str, DEFAULT_CHUNK_SIZES)))
     parser.add_argument("--naive-records", type=int, default=20_000)
     parser.add_argument("--naive-runs", type=int, default=1, help="one run is 20,000 tasks: minutes")
+    parser.add_argument("--small-documents", type=int, default=5000, help="one-record documents (small)")
     parser.add_argument("--search-rounds", type=int, default=10, help="passes over the query set (1 client)")
     parser.add_argument("--tts-tries", type=int, default=50)
     parser.add_argument("--memory-bytes", type=int, default=2**30)

@@ -7,6 +7,7 @@ functions may read it; everything Quern does goes through its API and its real w
 from __future__ import annotations
 
 import io
+import json
 import os
 import sqlite3
 import statistics
@@ -18,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from django.db.models import F
 
 from bench.stack import ROOT, Client, Overloaded, Stack, rss_mb
 
@@ -449,4 +452,78 @@ def memory_while_ingesting(stack: Stack, path: Path) -> dict:
         "peak_rss_mb": by_role,
         "peak_rss_mb_per_process": peaks,
         "file_bytes": path.stat().st_size,
+    }
+
+
+# --- many small documents ------------------------------------------------------------------
+
+
+def small_documents_once(stack: Stack, source: Path, n: int, clients: int = 8) -> dict:
+    """`n` one-record documents POSTed to /api/documents by `clients` threads, from the first
+    request to the last job's end; beside the same records as one CSV in the same run."""
+    lines = source.read_text().splitlines()[1 : n + 1]
+    tag = uuid.uuid4().hex[:8]
+    docs = [
+        {"name": f"small-{tag}-{i}.csv", "content": f"id,source,ref,text\n{line}\n", "format": "csv"}
+        for i, line in enumerate(lines)
+    ]
+    ids: list[int] = []
+    errors: list[str] = []
+    refusals = 0
+    lock = threading.Lock()
+
+    def post(part: list[dict]) -> None:
+        nonlocal refusals
+        client = Client(stack.port)
+        for doc in part:
+            while True:
+                status, body = client.request(
+                    "POST", "/api/documents", json.dumps(doc), {"Content-Type": "application/json"}
+                )
+                if status == 503:
+                    with lock:
+                        refusals += 1
+                    time.sleep(0.5)
+                    continue
+                with lock:
+                    if status == 202:
+                        ids.append(body["id"])
+                    else:
+                        errors.append(f"{status} {str(body)[:200]}")
+                break
+
+    started = time.time()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(post, [docs[i::clients] for i in range(clients)]))
+    posted = time.time() - started
+    jobs = stack.client().wait_jobs(sorted(ids))
+    seconds = max(_finished_at(j) for j in jobs) - started
+    failed = [j for j in jobs if j["status"] != "succeeded"]
+    from indexing.models import Job
+
+    # Taken into another job's batch (pipeline.batching): how much the crowd was taken together.
+    batched = Job.objects.filter(pk__in=ids, claimed_by__isnull=False).exclude(claimed_by=F("pk")).count()
+
+    one_csv = source.parent / f".small-{tag}.csv"
+    one_csv.write_text("id,source,ref,text\n" + "\n".join(lines) + "\n")
+    try:
+        csv_started = time.time()
+        [job] = stack.client().post_files([one_csv], {"format": "csv"})
+        [job] = stack.client().wait_jobs([job["id"]])
+        csv_seconds = _finished_at(job) - csv_started
+    finally:
+        one_csv.unlink()
+    return {
+        "documents": n,
+        "clients": clients,
+        "seconds": seconds,
+        "posting_seconds": posted,
+        "documents_per_s": n / seconds,
+        "errors": len(errors),
+        "error_examples": errors[:3],
+        "refused_by_backpressure": refusals,
+        "failed_jobs": len(failed),
+        "batched_jobs": batched,
+        "one_csv_seconds": csv_seconds,
+        "one_csv_records_per_s": n / csv_seconds,
     }
