@@ -479,7 +479,7 @@ def verdicts(r: dict) -> list[tuple[str, str, bool]]:
 def print_verdicts(r: dict) -> None:
     rows = [[t, figure, "met" if ok else "NOT met"] for t, figure, ok in verdicts(r)]
     if rows:
-        table(f"Targets (issue 4), mode {r['mode']}", ["target", "measured", ""], rows)
+        table(f"Targets (issues 4, 11), mode {r['mode']}", ["target", "measured", ""], rows)
 
 
 def compare(a_path: str, b_path: str) -> None:
