@@ -148,3 +148,11 @@ def test_many_small_documents_through_the_api_and_a_real_worker_are_each_searcha
     assert wait_for(lambda: search("capercaillie", limit=50).page.total == 40, message="40 hits")
     # Some went together: a job led by another one's batch.
     assert any(job.claimed_by not in (None, job.pk) for job in finished)
+
+
+def test_a_batch_of_documents_with_the_same_ordinals_writes_each_its_own_records(captured_messages, clean_index):
+    # Every one-record document's record is ordinal 0: written in one transaction, none may
+    # carry another's rows along (PostgreSQL writes through a per-connection staging table).
+    jobs = [small(n) for n in range(5)]
+    pipeline.run_batch(jobs[0].pk, pipeline.take_batch(jobs[0].pk))
+    assert sorted(Record.objects.values_list("job_id", "ordinal")) == [(j.pk, 0) for j in jobs]

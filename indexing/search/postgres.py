@@ -170,6 +170,8 @@ class PostgresBackend(SearchBackend):
         raw = connection.connection  # the psycopg connection, inside Django's transaction
         with raw.cursor() as cursor:
             cursor.execute(_CREATE_STAGE)
+            # A batch writes several jobs in one transaction: the stage holds only this one's.
+            cursor.execute(f"DELETE FROM {_STAGE}")
             with cursor.copy(_COPY_STAGE) as copy:
                 for r in records:
                     copy.write_row(
