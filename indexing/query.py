@@ -214,7 +214,7 @@ def words_to_check(query: Query) -> list[str]:
     """The bare words whose match counts the plan needs (typo rule); the prefix among them. Only
     words the vocabulary keeps: a number or a single letter is searched as it is, uncounted."""
     found = [w for w in _bare_words(query) if is_vocabulary_word(w)]
-    if query.prefix and query.prefix not in found:
+    if query.prefix and query.prefix not in found and is_vocabulary_word(query.prefix):
         found.append(query.prefix)
     return found
 
@@ -250,9 +250,8 @@ def plan_search(query: Query, *, match_all: bool = False, lookup: Lookup | None 
             if alternatives:
                 groups.append(Group(alternatives, required=match_all))
             continue
-        being_typed = clause == Term((query.prefix,)) if query.prefix else False
-        if _stop_words_only(clause.words) and not being_typed:
-            continue  # stop words alone never make a hit, in a phrase or out of one
+        if _stop_words_only(clause.words):
+            continue  # stop words alone never make a hit, in a phrase or out of one, typed or half typed
         if clause.negated:
             excluded.append(clause)
             continue
@@ -266,14 +265,14 @@ def plan_search(query: Query, *, match_all: bool = False, lookup: Lookup | None 
         alternatives: list[Alternative] = []
         # A word the vocabulary does not keep (a number, one letter) is not counted: it stays.
         matches = lookup.matches.get(word, 1)
-        if matches > 0 and word not in STOP_WORDS:
+        if matches > 0:
             alternatives.append(Alternative((word,)))
         completions: list[str] = []
         if word == query.prefix and len(word) >= MIN_PREFIX:
             completions = [w for w, _ in lookup.completions if w != word][:COMPLETIONS]
             completed = tuple(completions)
             alternatives += [Alternative((w,), COMPLETION_WEIGHT) for w in completions]
-        if not completions and word not in STOP_WORDS and wants_correction(word, matches):
+        if not completions and wants_correction(word, matches):
             for close, _ in close_words(word, lookup.close.get(word, ()), matches):
                 alternatives.append(Alternative((close,), TYPO_WEIGHT))
                 corrections.append(Correction(word, close, replaced=matches == 0))

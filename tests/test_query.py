@@ -285,10 +285,17 @@ def test_stop_words_alone_plan_nothing() -> None:
     assert plan_search(parse_query('"the who" concert')).groups == (Group((alt("concert"),)),)
 
 
-def test_a_stop_word_being_typed_is_only_completed() -> None:
-    lookup = Lookup(completions=[("theory", 40), ("thermal", 30)])
-    plan = plan_search(parse_query("wing the"), lookup=lookup)
-    assert plan.groups[1].alternatives == (alt("theory", weight=0.6), alt("thermal", weight=0.6))
+def test_a_stop_word_is_never_completed_even_half_typed() -> None:
+    lookup = Lookup(completions=[("often", 40), ("office", 30)])
+    assert plan_search(parse_query("the and of"), lookup=lookup).is_empty
+    assert words_to_check(parse_query("wing of")) == ["wing"]
+
+
+def test_a_number_being_typed_is_searched_as_it_is() -> None:
+    query = parse_query("bicycle 1885")
+    assert words_to_check(query) == ["bicycle"]
+    plan = plan_search(query, match_all=True, lookup=Lookup(matches={"bicycle": 3}))
+    assert [g.alternatives for g in plan.groups] == [(alt("bicycle"),), (alt("1885"),)]
 
 
 def test_numbers_and_single_letters_are_searched_uncounted() -> None:
