@@ -149,6 +149,8 @@ QUERN_BATCH_SIZE = env_int("QUERN_BATCH_SIZE", 500)
 QUERN_ARCHIVE_MAX_MEMBERS = env_int("QUERN_ARCHIVE_MAX_MEMBERS", 100_000)
 QUERN_ARCHIVE_MAX_BYTES = env_int("QUERN_ARCHIVE_MAX_BYTES", 2 * 1024**3)
 QUERN_ARCHIVE_MAX_RATIO = env_int("QUERN_ARCHIVE_MAX_RATIO", 100)
+# The open queue's consumer takes up to this many messages in one transaction (its prefetch).
+QUERN_CONSUMER_BATCH = env_int("QUERN_CONSUMER_BATCH", 100)
 QUERN_MAX_BULK_DOCUMENTS = env_int("QUERN_MAX_BULK_DOCUMENTS", 10_000)  # per JSON Lines request
 QUERN_MAX_CHUNK_ATTEMPTS = env_int("QUERN_MAX_CHUNK_ATTEMPTS", 3)
 # Backpressure (indexing/pipeline/backpressure.py): past this much waiting work (jobs not yet split +

@@ -150,7 +150,9 @@ def test_many_small_documents_through_the_api_and_a_real_worker_are_each_searcha
     assert any(job.claimed_by not in (None, job.pk) for job in finished)
 
 
-def test_a_batch_of_documents_with_the_same_ordinals_writes_each_its_own_records(captured_messages, clean_index):
+def test_a_batch_of_documents_with_the_same_ordinals_writes_each_its_own_records(
+    captured_messages, clean_index
+):
     # Every one-record document's record is ordinal 0: written in one transaction, none may
     # carry another's rows along (PostgreSQL writes through a per-connection staging table).
     jobs = [small(n) for n in range(5)]

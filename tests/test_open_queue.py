@@ -586,3 +586,17 @@ def test_the_consumer_stops_taking_submissions_past_the_backpressure_limit(
     assert open_queue.accepting_submissions()  # 1 job waiting, limit 2
     pipeline.submit(io.BytesIO(b"id,text\n1,b\n"), name="two.csv")
     assert not open_queue.accepting_submissions()  # messages stay on quern.submit, as the API answers 503
+
+
+def test_a_batch_of_messages_is_taken_in_one_go_and_a_bad_one_is_refused_alone(broker, in_process_consumer):
+    replies = broker.private_queue()
+    for n in range(5):
+        broker.submit({"name": f"batch-{n}.txt", "content": f"kea number {n}\n"}, reply_to=replies.name)
+    broker.submit({"content": "no name"}, reply_to=replies.name)  # refused: a document needs a name
+    _run_until_quiet(in_process_consumer)
+    assert _counts(broker) == (0, 1, 5)  # nothing left unacked on quern.submit, one dead-lettered
+    answers = [json.loads(m.body) for m in broker.take(replies, 6)]
+    assert sorted(a["document"]["name"] for a in answers if "document" in a) == [
+        f"batch-{n}.txt" for n in range(5)
+    ]
+    assert [a["error"]["code"] for a in answers if "error" in a] == ["missing_name"]

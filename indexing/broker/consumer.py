@@ -1,8 +1,10 @@
-"""The open queue's consumer: takes submit messages from `quern.submit`, one at a time.
+"""The open queue's consumer: takes submit messages from `quern.submit` in batches.
 
-The broker's side of an edge, as Zulip's queue workers are: this class owns delivery — prefetch
-1, pausing while the backpressure hook says no, ack only after the commit, a passing database
-error put back, anything else dead-lettered — and the edge it is given (indexing/consumers.py)
+The broker's side of an edge, as Zulip's queue workers are: this class owns delivery — a
+prefetch window of QUERN_CONSUMER_BATCH messages taken in one transaction (each in a savepoint
+of its own, so a bad one is refused alone), acked after the commit (`multiple` when all were
+taken), pausing while the backpressure hook says no, a passing database error putting the batch
+back, anything else dead-lettered — and the edge it is given (indexing/consumers.py)
 owns what a message means: `take(body, reply_to, correlation_id)` validates it, stores its
 document and job in the open transaction, and returns the accepted reply. A message Quern will
 not take is copied to `quern.submit.rejected` with the reason in its headers, answered with an
@@ -29,6 +31,10 @@ from indexing.errors import QuernError
 logger = logging.getLogger(__name__)
 
 TRANSIENT_RETRY_DELAY = 1.0  # seconds before a message that met a passing database error goes back
+# A batch is taken once the window is full or no message came for this long: a lone message waits
+# at most about this (the consume loop wakes this often), never for company.
+QUIET = 0.01
+GATE_EVERY = 1.0  # seconds between checks of the backpressure hook while messages flow
 
 Take = Callable[[bytes, str, str], dict[str, Any]]  # (body, reply_to, correlation_id) -> accepted reply
 
@@ -39,31 +45,46 @@ def broker_connection() -> Connection:
 
 
 class SubmitConsumer(ConsumerProducerMixin):
-    """Consumes quern.submit with prefetch 1; publishes rejects and replies on its own connection."""
+    """Consumes quern.submit in batches; publishes rejects and replies on its own connection."""
 
     def __init__(self, connection: Connection, *, take: Take, accepting: Callable[[], bool]) -> None:
         self.connection = connection
         self.take = take
-        self.accepting = accepting  # the backpressure hook, asked before each message and each second
+        self.accepting = accepting  # the backpressure hook, asked before each batch and each second
         self.consumers: list[Any] = []
         self.paused = False
+        self.window = settings.QUERN_CONSUMER_BATCH
+        self.pending: list[Any] = []
+        self.last_message = 0.0
+        self.gate_checked = 0.0
+
+    def run(self, _tokens: int = 1, **kwargs: Any) -> None:
+        # Wake every QUIET seconds, so a lone message is taken at once rather than after a second.
+        kwargs.setdefault("safety_interval", QUIET)
+        super().run(_tokens, **kwargs)
 
     def get_consumers(self, Consumer, channel) -> list[Any]:  # noqa: N803 (kombu's signature)
         REJECTED_QUEUE.bind(channel).declare()
-        return [Consumer(queues=[SUBMIT_QUEUE], on_message=self.on_message, prefetch_count=1)]
+        return [Consumer(queues=[SUBMIT_QUEUE], on_message=self.on_message, prefetch_count=self.window)]
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs) -> None:
         self.consumers = consumers
+        self.pending = []  # a reconnect: unacked messages of the old channel are the broker's again
         if self.paused:  # a reconnect while paused starts consuming again: stop until the gate opens
             self._set_paused(True, force=True)
         logger.info("Consuming quern.submit on %s", connection.as_uri())
 
     def on_iteration(self) -> None:
-        # Runs at least once a second (drain_events times out after 1 s): re-checks the gate, and
-        # keeps the publishing connection's heartbeats going (kombu only checks the consuming one).
-        self._set_paused(not self.accepting())
-        if self._producer_connection is not None:
-            self._producer_connection.heartbeat_check()
+        now = time.monotonic()
+        if self.pending and (len(self.pending) >= self.window or now - self.last_message >= QUIET):
+            self._take_batch()
+        if now - self.gate_checked >= GATE_EVERY:
+            # At least once a second: re-checks the gate, and keeps the publishing connection's
+            # heartbeats going (kombu only checks the consuming one).
+            self.gate_checked = now
+            self._set_paused(not self.accepting())
+            if self._producer_connection is not None:
+                self._producer_connection.heartbeat_check()
 
     def _set_paused(self, paused: bool, *, force: bool = False) -> None:
         if paused == self.paused and not force:
@@ -77,41 +98,76 @@ class SubmitConsumer(ConsumerProducerMixin):
         logger.info("Submissions %s", "paused by the backpressure hook" if paused else "resumed")
 
     def on_message(self, message) -> None:
+        self.pending.append(message)
+        self.last_message = time.monotonic()
+        if len(self.pending) >= self.window:
+            self._take_batch()
+
+    def _take_batch(self) -> None:
+        batch, self.pending = self.pending, []
         if not self.accepting():
-            self._set_paused(True)  # cancel first, so the broker does not hand it straight back
-            message.requeue()  # back on quern.submit as it was; taken again when the gate opens
+            self._set_paused(True)  # cancel first, so the broker does not hand them straight back
+            for message in batch:
+                message.requeue()  # back on quern.submit as they were; taken when the gate opens
             return
+        close_old_connections()  # a long-lived process: drop database connections past their age
+        taken: list[tuple[Any, dict[str, Any]]] = []
+        refused: list[tuple[Any, QuernError]] = []
+        try:
+            with transaction.atomic():
+                for message in batch:
+                    self._take_one(message, taken, refused)
+                # Registered before the splits' sends: the accepted replies leave before a job can
+                # start, so each comes before its end reply. robust: a reply that cannot be sent is
+                # logged, and the messages are still acked (no second job).
+                transaction.on_commit(
+                    lambda: [self._reply_taken(m, reply) for m, reply in taken], robust=True
+                )
+        except (OperationalError, InterfaceError):
+            # Passing (a locked SQLite file, a restarted PostgreSQL): the messages are not at fault.
+            logger.exception("Database error while taking %s submit messages; they go back", len(batch))
+            close_old_connections()
+            time.sleep(TRANSIENT_RETRY_DELAY)
+            for message in batch:
+                message.requeue()
+            return
+        for message, error in refused:
+            self._reject(message, error)
+        if taken and not refused:
+            taken[-1][0].ack(multiple=True)  # only now: the jobs are committed, answered, splits sent
+        else:
+            for message, _ in taken:
+                message.ack()
+        for _, reply in taken:
+            logger.info("Took a submit message for %s as job %s", reply["document"]["name"], reply["id"])
+
+    def _take_one(self, message, taken: list, refused: list) -> None:
+        """One message in a savepoint of its own: refused alone, the batch goes on."""
         properties = message.properties
         reply_to = properties.get("reply_to") or ""
         correlation_id = properties.get("correlation_id") or ""
-        close_old_connections()  # a long-lived process: drop database connections past their age
-        taken: list[dict[str, Any]] = []
         try:
             with transaction.atomic():
-                # Registered before submit registers the split: the accepted reply leaves before
-                # the job can start, so it always comes before the end reply. robust: a reply
-                # that cannot be sent is logged, and the message is still acked (no second job).
-                transaction.on_commit(lambda: self._reply(reply_to, correlation_id, taken[0]), robust=True)
-                taken.append(self.take(message.body, reply_to, correlation_id))
+                taken.append((message, self.take(message.body, reply_to, correlation_id)))
         except QuernError as error:
-            self._reject(message, error)
-            return
+            refused.append((message, error))
         except (OperationalError, InterfaceError):
-            # Passing (a locked SQLite file, a restarted PostgreSQL): the message is not at fault.
-            logger.exception("Database error while taking a submit message; it goes back on the queue")
-            close_old_connections()
-            time.sleep(TRANSIENT_RETRY_DELAY)
-            message.requeue()
-            return
+            raise  # the database, not the message: the whole batch goes back
         except Exception:  # a message that trips a bug must not come back forever: dead-letter it
             logger.exception("Unexpected error while taking a submit message; it is dead-lettered")
-            bug = QuernError(
-                "internal_error", "Quern hit an unexpected error with this message; it has been logged."
+            refused.append(
+                (
+                    message,
+                    QuernError(
+                        "internal_error",
+                        "Quern hit an unexpected error with this message; it has been logged.",
+                    ),
+                )
             )
-            self._reject(message, bug)
-            return
-        message.ack()  # only now: the job is committed, answered and its split sent
-        logger.info("Took a submit message for %s as job %s", taken[0]["document"]["name"], taken[0]["id"])
+
+    def _reply_taken(self, message, reply: dict[str, Any]) -> None:
+        properties = message.properties
+        self._reply(properties.get("reply_to") or "", properties.get("correlation_id") or "", reply)
 
     def _reply(self, reply_to: str, correlation_id: str, body: dict[str, Any]) -> None:
         if reply_to:
