@@ -204,6 +204,18 @@ class Term(models.Model):
         return f"{self.word} ({self.df})"
 
 
+class BatchTrigger(models.Model):
+    """Small submissions counted since the last batch claim, per lane (pipeline.batching): only the
+    first after a claim sends a split message, the rest wait in the queue for its batch."""
+
+    lane = models.CharField(max_length=16, unique=True)
+    pending = models.PositiveIntegerField(default=0)
+    sent_ms = models.BigIntegerField(default=0)  # when the last trigger was sent (epoch ms)
+
+    def __str__(self) -> str:
+        return f"{self.lane}: {self.pending} waiting"
+
+
 class SearchStats(models.Model):
     """Live records and their total index length (one row): BM25's N and average length."""
 

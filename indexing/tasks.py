@@ -47,7 +47,7 @@ def split(job_id: int) -> None:
     if batch is None:
         pipeline.split_alone(job_id)  # a one-chunk document is indexed here too, at once
     elif batch:
-        pipeline.run_batch(job_id, batch)
+        pipeline.run_batch(batch[0], batch)  # its leader first: this job, or the one it passed to
 
 
 @shared_task(name="quern.index_chunk", base=JobTask)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from indexing import pipeline
 from indexing.models import Chunk, Job, Record, SearchStats, Status, Term
+from indexing.pipeline import batching
 from indexing.schemas import SubmitOptions
 from indexing.search import search
 from tests.conftest import wait_for, wait_for_job
@@ -111,8 +112,8 @@ def test_a_batch_delivered_again_after_it_finished_leaves_each_document_indexed_
     batch = pipeline.take_batch(jobs[0].pk)
     pipeline.run_batch(jobs[0].pk, batch)
     for job in jobs:  # every split message, delivered (again)
-        again = pipeline.take_batch(job.pk)
-        assert again is None  # done: the per-job step finds nothing to do either
+        assert pipeline.take_batch(job.pk) == []  # done, and no other waits
+
         pipeline.split_alone(job.pk)
     assert Record.objects.count() == 4
     assert Chunk.objects.count() == 4
@@ -158,3 +159,45 @@ def test_a_batch_of_documents_with_the_same_ordinals_writes_each_its_own_records
     jobs = [small(n) for n in range(5)]
     pipeline.run_batch(jobs[0].pk, pipeline.take_batch(jobs[0].pk))
     assert sorted(Record.objects.values_list("job_id", "ordinal")) == [(j.pk, 0) for j in jobs]
+
+
+def test_only_the_first_small_submission_after_a_claim_sends_a_split_message(
+    captured_messages, clean_index, monkeypatch
+):
+    monkeypatch.setattr(batching, "TRIGGER_RESEND", 3600)  # however slow this machine is today
+    jobs = [small(n) for n in range(3)]
+    assert captured_messages == [("quern.split", [jobs[0].pk])]  # the others wait for its batch
+    assert pipeline.take_batch(jobs[0].pk) == [j.pk for j in jobs]
+    later = small(9)
+    assert captured_messages[-1] == ("quern.split", [later.pk])  # after the claim: a new trigger
+
+
+def test_a_big_document_always_sends_its_own_split(captured_messages, clean_index, settings):
+    settings.QUERN_BATCH_MAX_BYTES = 10  # every document is big now
+    jobs = [small(1), small(2)]
+    assert captured_messages == [("quern.split", [jobs[0].pk]), ("quern.split", [jobs[1].pk])]
+
+
+def test_a_full_batch_sends_the_trigger_of_the_next(captured_messages, clean_index, settings):
+    settings.QUERN_BATCH_SIZE = 2
+    jobs = [small(n) for n in range(3)]
+    batch = pipeline.take_batch(jobs[0].pk)
+    assert batch == [jobs[0].pk, jobs[1].pk]
+    pipeline.run_batch(batch[0], batch)
+    assert captured_messages[-1] == ("quern.split", [jobs[2].pk])
+
+
+def test_a_trigger_whose_job_is_done_passes_its_duty_to_the_oldest_waiting(captured_messages, clean_index):
+    first = small(1)
+    pipeline.run_batch(first.pk, pipeline.take_batch(first.pk))
+    waiting = [small(n) for n in (2, 3)]
+    # The first job's message delivered again (a duplicate): it still takes the waiting ones.
+    assert pipeline.take_batch(first.pk) == [j.pk for j in waiting]
+
+
+def test_a_trigger_not_claimed_in_time_is_sent_again_by_the_next_small_submission(
+    captured_messages, clean_index, monkeypatch
+):
+    monkeypatch.setattr(batching, "TRIGGER_RESEND", 0)  # the first trigger was lost
+    jobs = [small(n) for n in range(2)]
+    assert captured_messages == [("quern.split", [jobs[0].pk]), ("quern.split", [jobs[1].pk])]

@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from indexing.formats import Chunk as SplitChunk
 from indexing.formats import ParseError, SplitResult, parse_chunk, sniff_encoding, split_document
 from indexing.formats.records import ParsedRecord, RecordError
-from indexing.models import Chunk, Document, Job, Status
-from indexing.pipeline import jobs, statistics
+from indexing.models import BatchTrigger, Chunk, Document, Job, Source, Status
+from indexing.pipeline import dispatch, jobs, statistics
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.finish import fail, finalize, go_live
 from indexing.pipeline.indexer import MAX_STORED_ERRORS, index_chunk
@@ -39,6 +40,9 @@ from indexing.search import get_backend
 from indexing.text import document_frequencies
 
 logger = logging.getLogger(__name__)
+
+LANE_INTERACTIVE, LANE_BACKFILL = "interactive", "backfill"
+TRIGGER_RESEND = 1.0  # seconds
 
 
 @dataclass
@@ -53,11 +57,74 @@ class Prepared:
     terms: dict[str, int]
 
 
-def take(job_id: int) -> list[int] | None:
-    """Claim `job_id` and other small queued jobs as one batch it leads.
+def lane(job: Job) -> str:
+    """Backfills batch among themselves, on their own queue; everything else together."""
+    return LANE_BACKFILL if job.source == Source.BACKFILL else LANE_INTERACTIVE
 
-    None: the job is not one for a batch (too big, or past splitting): the caller splits it alone.
-    []: another live batch holds it, or it is gone: nothing to do.
+
+def _lane_filter(name: str) -> Q:
+    backfill = Q(source=Source.BACKFILL)
+    return backfill if name == LANE_BACKFILL else ~backfill
+
+
+def is_small(job: Job) -> bool:
+    return job.size <= settings.QUERN_BATCH_MAX_BYTES
+
+
+def owes_trigger(job: Job) -> bool:
+    """A job was just created (in the open transaction): does its split message need sending?
+
+    A big job, always. A small one only when no batch trigger of its lane is on its way: the
+    first small submission after a batch's claim sends its split, which will claim every small
+    job queued by then; the ones after it only count themselves in. The lane's row is locked to
+    the commit, and a batch's claim resets it under the same lock, so a submission either is
+    seen by the claim or sees the reset and sends a new trigger. A trigger not claimed within
+    TRIGGER_RESEND seconds (lost with a broker outage, or slow behind a backlog) is sent again
+    by the next submission, so a lost one costs a second, not a reconcile interval.
+    """
+    if not is_small(job):
+        return True
+    now_ms = int(time.time() * 1000)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO indexing_batchtrigger (lane, pending, sent_ms) VALUES (%s, 1, %s)"
+            " ON CONFLICT (lane) DO UPDATE SET pending = indexing_batchtrigger.pending + 1,"
+            " sent_ms = CASE WHEN indexing_batchtrigger.pending = 0 OR indexing_batchtrigger.sent_ms < %s"
+            " THEN excluded.sent_ms ELSE indexing_batchtrigger.sent_ms END"
+            " RETURNING sent_ms",
+            [lane(job), now_ms, now_ms - int(TRIGGER_RESEND * 1000)],
+        )
+        (sent_ms,) = cursor.fetchone()
+    return sent_ms == now_ms
+
+
+def waiting_triggers(now) -> list[int]:
+    """For each lane whose small jobs have waited past twice TRIGGER_RESEND: its oldest one."""
+    before = now - timedelta(seconds=2 * TRIGGER_RESEND)
+    oldest = []
+    for name in (LANE_INTERACTIVE, LANE_BACKFILL):
+        job_id = (
+            Job.objects.filter(
+                _lane_filter(name),
+                status=Status.QUEUED,
+                size__lte=settings.QUERN_BATCH_MAX_BYTES,
+                created_at__lt=before,
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if job_id is not None:
+            oldest.append(job_id)
+    return oldest
+
+
+def take(job_id: int) -> list[int] | None:
+    """Claim a batch of small queued jobs of `job_id`'s lane, itself among them when it is still to
+    do; the leader comes first.
+
+    None: the job is not one for a batch (too big, or indexing on its own): the caller goes on
+    alone. []: nothing to take (another live batch holds the job, and no other waits).
     """
     now = timezone.now()
     stale = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
@@ -65,25 +132,34 @@ def take(job_id: int) -> list[int] | None:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None:
             return []
-        held_elsewhere = job.claimed_by not in (None, job.pk) and job.updated_at >= stale
-        if job.status == Status.SPLITTING and held_elsewhere:
-            return []
-        # Its own batch, delivered again; or a batch whose leader died long ago: take it over.
-        resuming = job.status == Status.SPLITTING and job.claimed_by is not None
-        if job.size > settings.QUERN_BATCH_MAX_BYTES or (job.status != Status.QUEUED and not resuming):
+        if not is_small(job) or job.status == Status.INDEXING:
             return None
-        members = Q(status=Status.QUEUED) | Q(status=Status.SPLITTING, claimed_by=job.pk)
-        members |= Q(status=Status.SPLITTING, claimed_by__isnull=False, updated_at__lt=stale)
+        name = lane(job)
+        # First, under the lane's lock: what is submitted from here on sends its own trigger.
+        BatchTrigger.objects.filter(lane=name).update(pending=0)
+        held_elsewhere = job.claimed_by not in (None, job.pk) and job.updated_at >= stale
+        # Its own batch, delivered again; or a batch whose leader died long ago: take it over.
+        resuming = job.status == Status.SPLITTING and not held_elsewhere
+        own = [job.pk] if job.status == Status.QUEUED or resuming else []
+        leader = job.pk if own else None
+        members = Q(status=Status.QUEUED) | Q(
+            status=Status.SPLITTING, claimed_by__isnull=False, updated_at__lt=stale
+        )
+        if own:
+            members |= Q(status=Status.SPLITTING, claimed_by=job.pk)
         others = list(
             Job.objects.select_for_update(skip_locked=True)
-            .filter(members, size__lte=settings.QUERN_BATCH_MAX_BYTES)
+            .filter(members, _lane_filter(name), size__lte=settings.QUERN_BATCH_MAX_BYTES)
             .exclude(pk=job.pk)
             .order_by("pk")
-            .values_list("pk", flat=True)[: settings.QUERN_BATCH_SIZE - 1]
+            .values_list("pk", flat=True)[: settings.QUERN_BATCH_SIZE - len(own)]
         )
-        ids = [job.pk, *others]
+        ids = own + others
+        if not ids:
+            return []
+        leader = leader or ids[0]  # the job is done or held: the trigger's duty passes on
         Job.objects.filter(pk__in=ids).update(
-            status=Status.SPLITTING, claimed_by=job.pk, split_started_at=now, updated_at=now
+            status=Status.SPLITTING, claimed_by=leader, split_started_at=now, updated_at=now
         )
     return ids
 
@@ -112,6 +188,24 @@ def run(leader: int, ids: list[int]) -> None:
         alone += [p.job.pk for p in ready]
     for job_id in alone:
         split_alone(job_id)
+    if len(ids) >= settings.QUERN_BATCH_SIZE:
+        _trigger_next(claimed[0] if claimed else None)
+
+
+def _trigger_next(job: Job | None) -> None:
+    """A full batch may have left small jobs queued behind it: send the next batch's trigger."""
+    if job is None:
+        return
+    waiting = (
+        Job.objects.filter(
+            _lane_filter(lane(job)), status=Status.QUEUED, size__lte=settings.QUERN_BATCH_MAX_BYTES
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if waiting is not None:
+        dispatch.send_now([("quern.split", [waiting])])
 
 
 def split_alone(job_id: int) -> None:

@@ -13,6 +13,7 @@ from indexing.formats.archives import Limits, is_archive
 from indexing.formats.archives import members as archive_members
 from indexing.formats.compressed import uncompressed
 from indexing.models import Document, Job, Source, Status
+from indexing.pipeline.batching import owes_trigger
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.storage import StoredFile, store_stream
 from indexing.schemas import SubmitOptions
@@ -127,7 +128,8 @@ def _create_job(stored: StoredFile, *, name: str, replace: int | None, **fields:
         job = Job.objects.create(
             document=document, size=stored.size, sha256=stored.sha256, file=stored.name, **fields
         )
-        send_after_commit([("quern.split", [job.pk])])
+        if owes_trigger(job):  # a small one may wait for the batch already triggered
+            send_after_commit([("quern.split", [job.pk])])
     return job
 
 
@@ -142,7 +144,8 @@ def _job_over(stored: Document | Job, *, document: Document, **fields: Any) -> J
         file=stored.file.name,
         **fields,
     )
-    send_after_commit([("quern.split", [job.pk])])
+    if owes_trigger(job):
+        send_after_commit([("quern.split", [job.pk])])
     return job
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from indexing.broker.monitor import queue_depth
 from indexing.models import FINISHED_STATUSES, Chunk, Job, Record, Source, Status
-from indexing.pipeline import dispatch, notify
+from indexing.pipeline import batching, dispatch, notify
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,11 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
     )
     unfinalized = stalled_indexing - waiting
     messages: list[dispatch.Message] = [("quern.split", [job_id]) for job_id in stalled_splits]
+    # A small job waits for its lane's batch trigger; a trigger lost with its message is sent
+    # again here, for the oldest waiting job of each lane, well before the job looks stalled.
+    messages += [
+        ("quern.split", [job_id]) for job_id in batching.waiting_triggers(now) if job_id not in stalled_splits
+    ]
     messages += [("quern.index_chunk", [job_id, number]) for job_id, number in undone]
     messages += [("quern.finalize", [job_id]) for job_id in sorted(unfinalized)]
     counts = {
