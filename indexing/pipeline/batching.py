@@ -260,11 +260,10 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
             for d in Document.objects.select_for_update().filter(pk__in=[p.job.document_id for p in batch])
         }
         chunks, ended, live, retired, purged = [], [], [], [], []
+        lengths = backend.index_many([(p.job.pk, p.job.document_id, p.records) for p in batch if p.records])
         for p in batch:
             job = p.job
-            length = 0
-            if p.records:
-                length = backend.index_records(job_id=job.pk, document_id=job.document_id, records=p.records)
+            length = lengths.get(job.pk, 0)
             c = p.chunk
             chunks.append(
                 Chunk(
@@ -313,7 +312,7 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
             ended.append(job)
         Chunk.objects.filter(job_id__in=[j.pk for j in ended]).delete()
         Chunk.objects.bulk_create(chunks)
-        Job.objects.bulk_update(
+        _save_rows(
             ended,
             [
                 "status",
@@ -329,7 +328,7 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
                 "updated_at",
             ],
         )
-        Document.objects.bulk_update(
+        _save_rows(
             [documents[j.document_id] for j in live],
             ["live_job", "format", "encoding", "size", "sha256", "file", "title", "updated_at"],
         )
@@ -337,3 +336,23 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
         jobs.owe_events(ended)
         transaction.on_commit(backend.settle, robust=True)  # once per batch: see finish.SETTLE_AFTER
         send_after_commit([("quern.purge_job", [job_id]) for job_id in purged + retired])
+
+
+def _save_rows(rows: list, fields: list[str]) -> None:
+    """Save these fields of many model instances: one UPDATE per row, sent as one executemany.
+
+    Django's bulk_update writes one CASE per field over all rows: 2.4 of a 500-document batch's
+    2.7 s went to compiling it (profiled). Values are prepared by the fields themselves, so JSON
+    and dates reach each database as its own.
+    """
+    if not rows:
+        return
+    meta = rows[0]._meta
+    columns = [meta.get_field(name) for name in fields]
+    table = connection.ops.quote_name(meta.db_table)
+    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in columns)
+    params = [
+        [f.get_db_prep_save(getattr(row, f.attname), connection) for f in columns] + [row.pk] for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", params)

@@ -75,10 +75,14 @@ class SearchBackend:
 
     vendor = ""
 
-    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> int:
-        """Write records and their search entries (inside the caller's transaction); return their
-        index length for BM25's statistics (0 where the database keeps its own)."""
+    def index_many(self, batch: Sequence[tuple[int, int, Sequence[ParsedRecord]]]) -> dict[int, int]:
+        """Write (job id, document id, records) at once, inside the caller's transaction; return
+        each job's index length for BM25's statistics (none where the database keeps its own)."""
         raise NotImplementedError
+
+    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> int:
+        """One chunk's records: `index_many` of one."""
+        return self.index_many([(job_id, document_id, records)]).get(job_id, 0)
 
     def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
         """Change the live statistics by signed amounts: words' record counts, and the totals."""

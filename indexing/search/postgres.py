@@ -30,21 +30,24 @@ CONFIG = "english"
 # the tsvector on the server. Django's psycopg cursors bind parameters client-side, which turned
 # five arrays of 5,000 strings into a 2 MB SQL literal through a regex per element: ~40 % of a
 # chunk's time (profiled; see README "Performance"). COPY sends the rows as they are.
-_STAGE = "quern_record_stage"
+_STAGE = "quern_record_stage_many"
 _CREATE_STAGE = f"""
 CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (
-    ordinal bigint, key text, title text, body text, fields jsonb
+    job_id bigint, document_id bigint, ordinal bigint, key text, title text, body text, fields jsonb
 ) ON COMMIT DELETE ROWS
 """
-_COPY_STAGE = f"COPY {_STAGE} (ordinal, key, title, body, fields) FROM STDIN"
+_COPY_STAGE = f"COPY {_STAGE} (job_id, document_id, ordinal, key, title, body, fields) FROM STDIN"
 _INSERT_FROM_STAGE = f"""
 INSERT INTO indexing_record (job_id, document_id, ordinal, key, title, body, fields, search)
-SELECT %s, %s, s.ordinal, s.key, s.title, s.body, s.fields,
+SELECT s.job_id, s.document_id, s.ordinal, s.key, s.title, s.body, s.fields,
        setweight(to_tsvector('{CONFIG}', s.title), 'A') || setweight(to_tsvector('{CONFIG}', s.body), 'B')
 FROM {_STAGE} s
-RETURNING length(search)
+RETURNING job_id, length(search)
 """
-_INSERT_AND_MEASURE = f"WITH written AS ({_INSERT_FROM_STAGE}) SELECT coalesce(sum(length), 0) FROM written"
+_INSERT_AND_MEASURE = (
+    f"WITH written AS ({_INSERT_FROM_STAGE})"
+    " SELECT job_id, coalesce(sum(length), 0) FROM written GROUP BY job_id"
+)
 
 
 # BM25 (k1, b) over the tsvector: a lexeme's term frequency is its positions, plus TITLE_WEIGHT - 1
@@ -163,33 +166,35 @@ def _fields_json(fields: dict) -> str:
 class PostgresBackend(SearchBackend):
     vendor = "postgresql"
 
-    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> int:
-        if not records:
-            return 0
+    def index_many(self, batch: Sequence[tuple[int, int, Sequence[ParsedRecord]]]) -> dict[int, int]:
+        if not any(records for _, _, records in batch):
+            return {}
         connection.ensure_connection()
         raw = connection.connection  # the psycopg connection, inside Django's transaction
         with raw.cursor() as cursor:
             cursor.execute(_CREATE_STAGE)
-            # A batch writes several jobs in one transaction: the stage holds only this one's.
-            cursor.execute(f"DELETE FROM {_STAGE}")
+            cursor.execute(f"DELETE FROM {_STAGE}")  # an earlier write of this transaction's
             with cursor.copy(_COPY_STAGE) as copy:
-                for r in records:
-                    copy.write_row(
-                        (
-                            r.ordinal,
-                            _text(r.key),
-                            _text(r.title),
-                            _text(r.body),
-                            _fields_json(r.fields),
+                for job_id, document_id, records in batch:
+                    for r in records:
+                        copy.write_row(
+                            (
+                                job_id,
+                                document_id,
+                                r.ordinal,
+                                _text(r.key),
+                                _text(r.title),
+                                _text(r.body),
+                                _fields_json(r.fields),
+                            )
                         )
-                    )
-            cursor.execute(_INSERT_AND_MEASURE, (job_id, document_id))
-            (length,) = cursor.fetchone()
+            cursor.execute(_INSERT_AND_MEASURE)
+            lengths = {job_id: int(length) for job_id, length in cursor.fetchall()}
             # No wait for the WAL flush at this chunk's commit: if the server crashed before the
             # flush, the chunk would simply not be done in the database, and reconcile re-sends
             # whatever the database says is undone (DESIGN.md). Local to this transaction.
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        return int(length)
+        return lengths
 
     def remove_range(self, *, job_id: int, first_ordinal: int, last_ordinal: int) -> int:
         with connection.cursor() as cursor:

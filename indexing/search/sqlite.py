@@ -69,25 +69,31 @@ _UPSERT_TERM = (
 class SqliteBackend(SearchBackend):
     vendor = "sqlite"
 
-    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> int:
-        if not records:
-            return 0
+    def index_many(self, batch: Sequence[tuple[int, int, Sequence[ParsedRecord]]]) -> dict[int, int]:
         rows = [
-            (job_id, document_id, r.ordinal, r.key, r.title, r.body, fields_json(r.fields)) for r in records
+            (job_id, document_id, r.ordinal, r.key, r.title, r.body, fields_json(r.fields))
+            for job_id, document_id, records in batch
+            for r in records
         ]
+        if not rows:
+            return {}
         with connection.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO indexing_record (job_id, document_id, ordinal, key, title, body, fields)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
-            cursor.execute(
+            cursor.executemany(
                 f"INSERT INTO {FTS_TABLE} (rowid, title, body)"
                 " SELECT id, title, body FROM indexing_record"
                 " WHERE job_id = %s AND ordinal BETWEEN %s AND %s",
-                [job_id, records[0].ordinal, records[-1].ordinal],
+                [
+                    (job_id, records[0].ordinal, records[-1].ordinal)
+                    for job_id, _, records in batch
+                    if records
+                ],
             )
-        return 0  # FTS5 keeps its own lengths
+        return {}  # FTS5 keeps its own lengths
 
     def remove_range(self, *, job_id: int, first_ordinal: int, last_ordinal: int) -> int:
         where = "job_id = %s AND ordinal BETWEEN %s AND %s"
