@@ -265,7 +265,12 @@ def _submit_files(request: HttpRequest, key: str | None) -> HttpResponse:
 
 def _submit_json(request: HttpRequest, key: str | None) -> HttpResponse:
     submission = validated(schemas.SubmitJson, _with_key(parse_json_object(request.body), key))
-    jobs = pipeline.submit_upload(
+    return _accepted(_submitted(submission))
+
+
+def _submitted(submission: schemas.SubmitJson) -> list[Job]:
+    """A JSON submission's document, or its archive's documents."""
+    return pipeline.submit_upload(
         io.BytesIO(submission.raw),
         name=submission.name,
         size=len(submission.raw),
@@ -273,7 +278,6 @@ def _submit_json(request: HttpRequest, key: str | None) -> HttpResponse:
         source=Source.API,
         replace=submission.replace,
     )
-    return _accepted(jobs)
 
 
 def _submit_json_lines(request: HttpRequest) -> HttpResponse:
@@ -295,18 +299,7 @@ def _submit_json_lines(request: HttpRequest) -> HttpResponse:
         except QuernError as error:
             raise QuernError(error.code, f"Line {number}: {error.message}", line=number) from None
     with transaction.atomic():  # all the documents or none
-        jobs = [
-            job
-            for submission in submissions
-            for job in pipeline.submit_upload(
-                io.BytesIO(submission.raw),
-                name=submission.name,
-                size=len(submission.raw),
-                options=submission,
-                source=Source.API,
-                replace=submission.replace,
-            )
-        ]
+        jobs = [job for submission in submissions for job in _submitted(submission)]
     return _accepted(jobs)
 
 

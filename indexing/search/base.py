@@ -60,6 +60,20 @@ class Hit:
     document_name: str
 
 
+def hit(score: float, snippet: str | None, record_id, key, title, fields, document_id, document_name) -> Hit:
+    """A hit from a row of either backend's search: the snippet made safe HTML, fields decoded."""
+    return Hit(
+        score=round(float(score), 6),
+        snippet=snippet_to_html(snippet or ""),
+        record_id=record_id,
+        key=key,
+        title=title,
+        fields=json.loads(fields) if isinstance(fields, str) else (fields or {}),
+        document_id=document_id,
+        document_name=document_name,
+    )
+
+
 @dataclass
 class SearchPage:
     total: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 
@@ -16,12 +15,11 @@ from .base import (
     MARK_END,
     MARK_START,
     TITLE_WEIGHT,
-    Hit,
     SearchBackend,
     SearchPage,
     count_records,
     fields_json,
-    snippet_to_html,
+    hit,
 )
 
 CONFIG = "english"
@@ -310,19 +308,7 @@ class PostgresBackend(SearchBackend):
             else:
                 cursor.execute(_COUNT.format(extra=extra), params)
                 (found,) = cursor.fetchone()
-        hits = [
-            Hit(
-                score=round(float(score), 6),
-                snippet=snippet_to_html(snip or ""),
-                record_id=record_id,
-                key=key,
-                title=title,
-                fields=json.loads(fields) if isinstance(fields, str) else (fields or {}),
-                document_id=doc_id,
-                document_name=doc_name,
-            )
-            for score, snip, record_id, key, title, fields, doc_id, doc_name, _ in rows
-        ]
+        hits = [hit(*row[:-1]) for row in rows]  # the last column is the count of candidates
         return SearchPage(total=found, hits=hits, total_exact=found <= CANDIDATES and not plan.tier)
 
     def clear(self) -> None:

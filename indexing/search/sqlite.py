@@ -13,7 +13,6 @@ table over the vocabulary (migration 0006).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import Stemmer
@@ -27,12 +26,11 @@ from .base import (
     MARK_END,
     MARK_START,
     TITLE_WEIGHT,
-    Hit,
     SearchBackend,
     SearchPage,
     count_records,
     fields_json,
-    snippet_to_html,
+    hit,
 )
 
 FTS_TABLE = "indexing_record_fts"
@@ -209,17 +207,5 @@ class SqliteBackend(SearchBackend):
 
 
 def _page(rows: list) -> SearchPage:
-    hits = [
-        Hit(
-            score=round(-rank, 6),  # bm25() is lower-is-better; scores read higher-is-better
-            snippet=snippet_to_html(snippet or ""),
-            record_id=record_id,
-            key=key,
-            title=title,
-            fields=json.loads(fields) if isinstance(fields, str) else (fields or {}),
-            document_id=doc_id,
-            document_name=doc_name,
-        )
-        for rank, snippet, record_id, key, title, fields, doc_id, doc_name, _ in rows
-    ]
-    return SearchPage(total=0, hits=hits)
+    # bm25() is lower-is-better; scores read higher-is-better
+    return SearchPage(total=0, hits=[hit(-rank, *rest) for rank, *rest, _ in rows])
