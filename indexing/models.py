@@ -107,6 +107,7 @@ class Job(models.Model):
     terms_counted = models.BooleanField(default=False)
     # The job whose batch took this one (pipeline.batching): its own split message then does nothing.
     claimed_by = models.BigIntegerField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)  # written by a claim only: staleness
 
     class Meta:
         ordering = ["-id"]
@@ -210,7 +211,8 @@ class BatchTrigger(models.Model):
 
     lane = models.CharField(max_length=16, unique=True)
     pending = models.PositiveIntegerField(default=0)
-    sent_ms = models.BigIntegerField(default=0)  # when the last trigger was sent (epoch ms)
+    # When the last trigger was sent (epoch ns): also whose, since two submissions never share it.
+    sent_ns = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.lane}: {self.pending} waiting"

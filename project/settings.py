@@ -6,6 +6,7 @@ Every setting is listed in README.md ("Settings").
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -87,7 +88,11 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
 # clients); a pool waits QUERN_DB_POOL_TIMEOUT seconds for a free one instead, then answers busy.
 QUERN_DB_POOL_SIZE = env_int("QUERN_DB_POOL_SIZE", 8)
 QUERN_DB_POOL_TIMEOUT = env_int("QUERN_DB_POOL_TIMEOUT", 10)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+# Not in a Celery worker: its Django fixup closes the pool before and after every task of a prefork
+# worker (celery/fixups/django.py), so a pool there meant a new connection per task. A worker's
+# process serves one task at a time and keeps its one persistent connection.
+CELERY_WORKER_PROCESS = "celery" in Path(sys.argv[0]).as_posix() and "worker" in sys.argv[1:]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not CELERY_WORKER_PROCESS:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django refuses both
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,

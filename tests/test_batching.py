@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from indexing import pipeline
-from indexing.models import Chunk, Job, Record, SearchStats, Status, Term
+from indexing.models import BatchTrigger, Chunk, Job, Record, SearchStats, Status, Term
 from indexing.pipeline import batching
 from indexing.schemas import SubmitOptions
 from indexing.search import search
@@ -99,7 +99,7 @@ def test_a_batch_whose_worker_died_is_resumed_by_its_leader_and_a_stale_claim_ta
     assert pipeline.take_batch(jobs[0].pk) == [j.pk for j in jobs]
     # Long after (no redelivery: the filesystem broker lost it), reconcile's message for another
     # member takes the stale claim over.
-    Job.objects.filter(pk__in=[j.pk for j in jobs]).update(updated_at=timezone.now() - timedelta(hours=1))
+    Job.objects.filter(pk__in=[j.pk for j in jobs]).update(claimed_at=timezone.now() - timedelta(hours=1))
     assert pipeline.take_batch(jobs[2].pk) == [jobs[2].pk, jobs[0].pk, jobs[1].pk]
     pipeline.run_batch(jobs[2].pk, pipeline.take_batch(jobs[2].pk))
     assert set(Job.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
@@ -166,7 +166,9 @@ def test_only_the_first_small_submission_after_a_claim_sends_a_split_message(
 ):
     monkeypatch.setattr(batching, "TRIGGER_RESEND", 3600)  # however slow this machine is today
     jobs = [small(n) for n in range(3)]
-    assert captured_messages == [("quern.split", [jobs[0].pk])]  # the others wait for its batch
+    assert captured_messages == [("quern.split", [jobs[0].pk])], list(
+        BatchTrigger.objects.values()
+    )  # the others wait
     assert pipeline.take_batch(jobs[0].pk) == [j.pk for j in jobs]
     later = small(9)
     assert captured_messages[-1] == ("quern.split", [later.pk])  # after the claim: a new trigger
@@ -201,3 +203,54 @@ def test_a_trigger_not_claimed_in_time_is_sent_again_by_the_next_small_submissio
     monkeypatch.setattr(batching, "TRIGGER_RESEND", 0)  # the first trigger was lost
     jobs = [small(n) for n in range(2)]
     assert captured_messages == [("quern.split", [jobs[0].pk]), ("quern.split", [jobs[1].pk])]
+
+
+def test_a_batch_s_leftovers_are_resumed_by_its_leader_s_message_even_once_the_leader_is_done(
+    captured_messages, clean_index
+):
+    jobs = [small(n) for n in range(3)]
+    batch = pipeline.take_batch(jobs[0].pk)
+    # The leader's own records went live; the worker was lost before the others were written.
+    pipeline.run_batch(jobs[0].pk, batch[:1])
+    assert pipeline.take_batch(jobs[0].pk) == [jobs[1].pk, jobs[2].pk]
+
+
+def test_two_versions_of_one_document_in_one_batch_leave_the_newer_live_and_count_once(
+    captured_messages, clean_index
+):
+    first = small(1, word="petrel")
+    second = pipeline.submit(
+        io.BytesIO(b"id,text\n1,shearwater\n"),
+        name="note-1.csv",
+        options=SubmitOptions(format="csv"),
+        replace=first.document_id,
+    )
+    pipeline.run_batch(first.pk, pipeline.take_batch(first.pk))
+    second.refresh_from_db()
+    assert second.document.live_job_id == second.pk
+    assert (
+        Term.objects.filter(word="petrel", df__gt=0).exists(),
+        Term.objects.get(word="shearwater").df,
+    ) == (
+        False,
+        1,
+    )
+    assert SearchStats.objects.get().records == 1
+
+
+def test_one_document_s_unexpected_error_fails_it_alone(captured_messages, clean_index, monkeypatch):
+    from indexing.pipeline import batching
+
+    jobs = [small(n) for n in range(3)]
+    real = batching._prepare
+
+    def breaks_on_the_second(job):
+        if job.pk == jobs[1].pk:
+            raise RuntimeError("a parser bug")
+        return real(job)
+
+    monkeypatch.setattr(batching, "_prepare", breaks_on_the_second)
+    pipeline.run_batch(jobs[0].pk, pipeline.take_batch(jobs[0].pk))
+    statuses = dict(Job.objects.values_list("pk", "status"))
+    assert statuses == {jobs[0].pk: Status.SUCCEEDED, jobs[1].pk: Status.FAILED, jobs[2].pk: Status.SUCCEEDED}
+    assert Job.objects.get(pk=jobs[1].pk).errors[-1]["code"] == "internal_error"

@@ -115,14 +115,15 @@ class SubmitConsumer(ConsumerProducerMixin):
         refused: list[tuple[Any, QuernError]] = []
         try:
             with transaction.atomic():
-                for message in batch:
-                    self._take_one(message, taken, refused)
-                # Registered before the splits' sends: the accepted replies leave before a job can
-                # start, so each comes before its end reply. robust: a reply that cannot be sent is
-                # logged, and the messages are still acked (no second job).
+                # Registered before the messages register their splits' sends: the accepted replies
+                # leave before a job can start, so each comes before its end reply (it reads
+                # `taken` at the commit). robust: a reply that cannot be sent is logged, and the
+                # messages are still acked (no second job).
                 transaction.on_commit(
                     lambda: [self._reply_taken(m, reply) for m, reply in taken], robust=True
                 )
+                for message in batch:
+                    self._take_one(message, taken, refused)
         except (OperationalError, InterfaceError):
             # Passing (a locked SQLite file, a restarted PostgreSQL): the messages are not at fault.
             logger.exception("Database error while taking %s submit messages; they go back", len(batch))
@@ -131,13 +132,15 @@ class SubmitConsumer(ConsumerProducerMixin):
             for message in batch:
                 message.requeue()
             return
-        for message, error in refused:
-            self._reject(message, error)
+        # The taken first (only now: their jobs are committed, answered, splits sent), so a reject
+        # whose publish fails cannot bring a committed message back for a second job.
         if taken and not refused:
-            taken[-1][0].ack(multiple=True)  # only now: the jobs are committed, answered, splits sent
+            taken[-1][0].ack(multiple=True)
         else:
             for message, _ in taken:
                 message.ack()
+        for message, error in refused:
+            self._reject(message, error)
         for _, reply in taken:
             logger.info("Took a submit message for %s as job %s", reply["document"]["name"], reply["id"])
 

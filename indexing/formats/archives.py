@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -81,7 +82,12 @@ class _Counted:
         self._raw, self._budget = raw, budget
 
     def read(self, size: int = -1) -> bytes:
-        block = self._raw.read(size)
+        try:
+            block = self._raw.read(size)
+        except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError) as error:
+            raise ParseError(
+                "bad_archive", f"{self._budget.name}: a file cannot be unpacked ({error})."
+            ) from None
         self._budget.spend(len(block))
         return block
 
@@ -117,10 +123,11 @@ def _tar_members(stream: IO[bytes], budget: _Budget) -> Iterator[tuple[str, IO[b
         raise ParseError("bad_archive", f"{budget.name} is not a readable tar archive ({error}).") from None
     with archive:
         try:
-            for info in archive:
+            while (info := archive.next()) is not None:
+                archive.members = []  # a stream's entries are not kept: a million of them add up
+                budget.member(info.size)  # every entry counts, directories and empty files too
                 if not info.isfile() or info.size == 0:
                     continue
-                budget.member(info.size)
                 member = archive.extractfile(info)
                 if member is not None:
                     yield _path(info.name), _Counted(member, budget)  # type: ignore[misc]

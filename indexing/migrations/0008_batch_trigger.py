@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('lane', models.CharField(max_length=16, unique=True)),
                 ('pending', models.PositiveIntegerField(default=0)),
-                ('sent_ms', models.BigIntegerField(default=0)),
+                ('sent_ns', models.BigIntegerField(default=0)),
             ],
         ),
     ]

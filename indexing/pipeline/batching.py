@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -84,18 +84,18 @@ def owes_trigger(job: Job) -> bool:
     """
     if not is_small(job):
         return True
-    now_ms = int(time.time() * 1000)
+    now_ns = time.time_ns()
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO indexing_batchtrigger (lane, pending, sent_ms) VALUES (%s, 1, %s)"
+            "INSERT INTO indexing_batchtrigger (lane, pending, sent_ns) VALUES (%s, 1, %s)"
             " ON CONFLICT (lane) DO UPDATE SET pending = indexing_batchtrigger.pending + 1,"
-            " sent_ms = CASE WHEN indexing_batchtrigger.pending = 0 OR indexing_batchtrigger.sent_ms < %s"
-            " THEN excluded.sent_ms ELSE indexing_batchtrigger.sent_ms END"
-            " RETURNING sent_ms",
-            [lane(job), now_ms, now_ms - int(TRIGGER_RESEND * 1000)],
+            " sent_ns = CASE WHEN indexing_batchtrigger.pending = 0 OR indexing_batchtrigger.sent_ns < %s"
+            " THEN excluded.sent_ns ELSE indexing_batchtrigger.sent_ns END"
+            " RETURNING sent_ns",
+            [lane(job), now_ns, now_ns - int(TRIGGER_RESEND * 1e9)],
         )
-        (sent_ms,) = cursor.fetchone()
-    return sent_ms == now_ms
+        (sent_ns,) = cursor.fetchone()
+    return sent_ns == now_ns  # this submission's own stamp: it sends the trigger
 
 
 def waiting_triggers(now) -> list[int]:
@@ -137,16 +137,18 @@ def take(job_id: int) -> list[int] | None:
         name = lane(job)
         # First, under the lane's lock: what is submitted from here on sends its own trigger.
         BatchTrigger.objects.filter(lane=name).update(pending=0)
-        held_elsewhere = job.claimed_by not in (None, job.pk) and job.updated_at >= stale
+        # Staleness by claimed_at, which only a claim writes (reconcile touches updated_at).
+        held_elsewhere = job.claimed_by not in (None, job.pk) and (job.claimed_at or now) >= stale
         # Its own batch, delivered again; or a batch whose leader died long ago: take it over.
         resuming = job.status == Status.SPLITTING and not held_elsewhere
         own = [job.pk] if job.status == Status.QUEUED or resuming else []
         leader = job.pk if own else None
         members = Q(status=Status.QUEUED) | Q(
-            status=Status.SPLITTING, claimed_by__isnull=False, updated_at__lt=stale
+            status=Status.SPLITTING, claimed_by__isnull=False, claimed_at__lt=stale
         )
-        if own:
-            members |= Q(status=Status.SPLITTING, claimed_by=job.pk)
+        # What its own batch left claimed, even once the job itself is done (a worker lost
+        # between the batch's commit and its lone members' steps).
+        members |= Q(status=Status.SPLITTING, claimed_by=job.pk)
         others = list(
             Job.objects.select_for_update(skip_locked=True)
             .filter(members, _lane_filter(name), size__lte=settings.QUERN_BATCH_MAX_BYTES)
@@ -159,8 +161,10 @@ def take(job_id: int) -> list[int] | None:
             return []
         leader = leader or ids[0]  # the job is done or held: the trigger's duty passes on
         Job.objects.filter(pk__in=ids).update(
-            status=Status.SPLITTING, claimed_by=leader, split_started_at=now, updated_at=now
+            status=Status.SPLITTING, claimed_by=leader, claimed_at=now, split_started_at=now, updated_at=now
         )
+    if len(ids) >= settings.QUERN_BATCH_SIZE:
+        _trigger_next(name)  # more may wait behind a full batch: the next one starts beside it
     return ids
 
 
@@ -175,31 +179,47 @@ def run(leader: int, ids: list[int]) -> None:
         except ParseError as error:
             fail(job.pk, error.as_dict())
             continue
+        except OperationalError:
+            raise  # the database, passing: the task retries, and its claim is resumed
+        except Exception:  # one document's unexpected error fails that document, not its batch
+            logger.exception("Job %s failed while its batch was being prepared", job.pk)
+            fail(job.pk, _internal_error())
+            continue
         if prepared is None:
             alone.append(job.pk)
         elif isinstance(prepared, Prepared):
             ready.append(prepared)
     try:
         _commit(leader, ready)
+    except OperationalError:
+        raise  # a lock timeout, a restart: the task retries the batch (its claim is resumed)
     except DatabaseError:
         # One document's rows refused by the database must not sink the others: each goes alone,
         # and fails alone if it is the one.
         logger.exception("Batch %s could not be written together; its %s jobs go alone", leader, len(ready))
         alone += [p.job.pk for p in ready]
     for job_id in alone:
-        split_alone(job_id)
-    if len(ids) >= settings.QUERN_BATCH_SIZE:
-        _trigger_next(claimed[0] if claimed else None)
+        try:
+            split_alone(job_id)
+        except OperationalError:
+            raise
+        except Exception:  # as above: this document fails, the others of the batch go on
+            logger.exception("Job %s failed on its own steps after leaving its batch", job_id)
+            fail(job_id, _internal_error())
 
 
-def _trigger_next(job: Job | None) -> None:
-    """A full batch may have left small jobs queued behind it: send the next batch's trigger."""
-    if job is None:
-        return
+def _internal_error() -> dict[str, str]:
+    return {
+        "code": "internal_error",
+        "message": "Quern hit an unexpected error with this document; it has been logged. Nothing "
+        "else was changed; retry the job, and report it if it fails again.",
+    }
+
+
+def _trigger_next(name: str) -> None:
+    """Send the trigger of the lane's oldest small job still queued, if any."""
     waiting = (
-        Job.objects.filter(
-            _lane_filter(lane(job)), status=Status.QUEUED, size__lte=settings.QUERN_BATCH_MAX_BYTES
-        )
+        Job.objects.filter(_lane_filter(name), status=Status.QUEUED, size__lte=settings.QUERN_BATCH_MAX_BYTES)
         .order_by("pk")
         .values_list("pk", flat=True)
         .first()
@@ -260,6 +280,11 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
             for d in Document.objects.select_for_update().filter(pk__in=[p.job.document_id for p in batch])
         }
         chunks, ended, live, retired, purged = [], [], [], [], []
+        # Two versions of one document in one batch: the newer goes live, the older is superseded.
+        newest: dict[int, int] = {}
+        for p in batch:
+            if p.records:
+                newest[p.job.document_id] = max(newest.get(p.job.document_id, 0), p.job.pk)
         lengths = backend.index_many([(p.job.pk, p.job.document_id, p.records) for p in batch if p.records])
         for p in batch:
             job = p.job
@@ -302,7 +327,7 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
                 job.status = Status.SUCCEEDED
                 document = documents[job.document_id]
                 previous = document.live_job_id
-                if previous is not None and previous > job.pk:
+                if newest[job.document_id] != job.pk or (previous is not None and previous > job.pk):
                     purged.append(job.pk)  # a newer version went live first: it stays live
                 else:
                     go_live(document, job)

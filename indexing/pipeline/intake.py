@@ -30,6 +30,7 @@ def submit(
     replace: int | None = None,
     reply_to: str = "",
     correlation_id: str = "",
+    gunzip: bool = True,
 ) -> Job:
     """Store a document (or a new version of `replace`) and its job; split after commit.
 
@@ -42,7 +43,7 @@ def submit(
     name = (name or "").strip()[:255]
     if not name:
         raise QuernError("missing_name", "A document needs a name (a file name, or the name field).")
-    content, _ = uncompressed(stream)  # a .gz document is stored and read as its content
+    content = uncompressed(stream)[0] if gunzip else stream  # a .gz document is stored as its content
     stored = store_stream(content)
     if stored.size == 0:
         raise QuernError("empty_document", f"{name} is empty: there is nothing to index.")
@@ -92,8 +93,10 @@ def submit_upload(
         ratio=settings.QUERN_ARCHIVE_MAX_RATIO,
     )
     with transaction.atomic():
+        # Members are stored as they are: a .gz inside an archive is not unpacked again, so the
+        # archive's budget is what is unpacked in all.
         jobs = [
-            submit(member, name=path, options=options, source=source)
+            submit(member, name=path, options=options, source=source, gunzip=False)
             for path, member in archive_members(stream, name, size, limits)
         ]
         if not jobs:

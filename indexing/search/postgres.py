@@ -169,7 +169,8 @@ class PostgresBackend(SearchBackend):
             return {}
         connection.ensure_connection()
         raw = connection.connection  # the psycopg connection, inside Django's transaction
-        with raw.cursor() as cursor:
+        # Django's own error classes, as its cursors raise them (callers catch DatabaseError).
+        with connection.wrap_database_errors, raw.cursor() as cursor:
             cursor.execute(_CREATE_STAGE)
             cursor.execute(f"DELETE FROM {_STAGE}")  # an earlier write of this transaction's
             with cursor.copy(_COPY_STAGE) as copy:
@@ -204,7 +205,7 @@ class PostgresBackend(SearchBackend):
 
     def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
         connection.ensure_connection()
-        with connection.connection.cursor() as cursor:
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
             cursor.execute(_CREATE_TERM_STAGE)
             cursor.execute(f"DELETE FROM {_TERM_STAGE}")  # a deleted document's swap came before
             with cursor.copy(f"COPY {_TERM_STAGE} (word, df) FROM STDIN") as copy:
