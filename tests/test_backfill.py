@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from indexing import pipeline
-from indexing.models import Backfill, BackfillStatus, Document, Job, Source, Status
+from indexing.models import Backfill, BackfillStatus, Document, Job, Record, Source, Status
 from indexing.pipeline import backfills, backpressure, dispatch
 from indexing.schemas import SubmitOptions
 from indexing.search import search
@@ -81,6 +81,9 @@ def test_reindex_all_replaces_every_version_within_the_window_and_search_never_m
         assert document.live_job_id != before[document.pk]
         assert document.live_job.source == Source.BACKFILL and document.live_job.backfill_id == run.pk
     assert Job.objects.filter(backfill=run).count() == 120  # one job per document, none twice
+    # The retired versions' purges run after their swaps: let the worker finish them, so the
+    # test's teardown (TRUNCATE) does not meet a purge mid-way (PostgreSQL calls that a deadlock).
+    wait_for(lambda: Record.objects.count() == 120, timeout=60, message="the retired versions' purges")
 
 
 def test_reindex_command_follows_a_backfill_to_the_end(pipeline, monkeypatch, capsys):

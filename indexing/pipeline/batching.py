@@ -33,7 +33,7 @@ from indexing.formats.records import ParsedRecord, RecordError
 from indexing.models import BatchTrigger, Chunk, Document, Job, Source, Status
 from indexing.pipeline import dispatch, jobs, statistics
 from indexing.pipeline.dispatch import send_after_commit
-from indexing.pipeline.finish import fail, finalize, go_live
+from indexing.pipeline.finish import SETTLE_AFTER, fail, finalize, go_live
 from indexing.pipeline.indexer import MAX_STORED_ERRORS, index_chunk
 from indexing.pipeline.splitting import no_records_error, split
 from indexing.search import get_backend
@@ -359,7 +359,8 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
         )
         statistics.swap(live, retired)
         jobs.owe_events(ended)
-        transaction.on_commit(backend.settle, robust=True)  # once per batch: see finish.SETTLE_AFTER
+        if sum(len(p.records) for p in batch) >= SETTLE_AFTER:  # as finalize: only a big write settles
+            transaction.on_commit(backend.settle, robust=True)
         send_after_commit([("quern.purge_job", [job_id]) for job_id in purged + retired])
 
 
