@@ -48,13 +48,11 @@ class _Gunzipped:
         return block
 
 
-def uncompressed(stream: IO[bytes]) -> tuple[IO[bytes], bool]:
-    """The stream as its content, and whether it was gzip-compressed (by its magic bytes)."""
+def uncompressed(stream: IO[bytes]) -> IO[bytes]:
+    """The stream as its content: unpacked as it is read when gzip-compressed (its magic bytes)."""
     first = stream.read(2)
     whole = _Prepended(first, stream)
-    if first == GZIP_MAGIC:
-        return _Gunzipped(whole), True  # type: ignore[arg-type]
-    return whole, False  # type: ignore[return-value]
+    return _Gunzipped(whole) if first == GZIP_MAGIC else whole  # type: ignore[return-value]
 
 
 def without_gz(name: str) -> str:

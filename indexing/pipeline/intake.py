@@ -43,7 +43,7 @@ def submit(
     name = (name or "").strip()[:255]
     if not name:
         raise QuernError("missing_name", "A document needs a name (a file name, or the name field).")
-    content = uncompressed(stream)[0] if gunzip else stream  # a .gz document is stored as its content
+    content = uncompressed(stream) if gunzip else stream  # a .gz document is stored as its content
     stored = store_stream(content)
     if stored.size == 0:
         raise QuernError("empty_document", f"{name} is empty: there is nothing to index.")

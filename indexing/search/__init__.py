@@ -13,7 +13,6 @@ from indexing.query import (
     COMPLETIONS,
     MIN_PREFIX,
     Lookup,
-    Plan,
     corrected_text,
     narrow,
     parse_query,
@@ -81,7 +80,7 @@ def search(
     found = lookup(backend, words_to_check(query), query.prefix)
     plan = plan_search(query, match_all=match_all, lookup=found)
     if document_id is None:  # one document's records are few: all are ranked, the total exact
-        plan = narrow(plan, _counts(plan, found), records=backend.live_records(), bound=CANDIDATES)
+        plan = narrow(plan, _counts(found), records=backend.live_records(), bound=CANDIDATES)
     page = backend.search(plan, limit=limit, offset=offset, document_id=document_id)
     if not page.total_exact and plan.estimate is not None:
         page.total = max(page.total, plan.estimate)
@@ -94,7 +93,8 @@ def search(
     )
 
 
-def _counts(plan: Plan, found: Lookup) -> dict[str, int]:
+def _counts(found: Lookup) -> dict[str, int]:
+    """Records each word of the plan matches: the typed ones, their close words, the completions."""
     counts = dict(found.matches)
     for candidates in found.close.values():
         counts.update({w: df for w, df in candidates if w not in counts})
