@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.stack import ROOT, Stack, mode_env, recreate_database
 
-ALL = ("ingest", "floor", "naive", "search", "tts", "small", "memory", "chunks")
+ALL = ("ingest", "floor", "naive", "search", "tts", "small", "amqp", "archive", "memory", "chunks")
 DEFAULT_CHUNK_SIZES = (100, 300, 1000, 3000, 5000, 10000, 20000, 50000)
 TARGETS = {
     # search_rps_before: 8 clients' requests/s through the API before issue 11 (docs/bench/*.json).
@@ -119,6 +119,8 @@ def run(args) -> dict:
     try:
         stack.start_worker()
         stack.start_web()
+        if mode == "pg":
+            stack.start_consumer()  # make run starts it with RabbitMQ
         print(
             f"Quern benchmark, mode {mode}: {results['database']}, broker {results['broker']}, "
             f"{results['worker_processes']} worker processes, chunk size {results['chunk_size']}",
@@ -164,7 +166,7 @@ def run(args) -> dict:
 
         if "naive" in only:
             rows = w.parsed_rows(sentences, limit=args.naive_records)
-            stack.start_worker("naive", app="bench.naive", queues="naive")
+            stack.start_naive_worker()
             times = []
             for i in range(args.naive_runs):
                 times.append(w.naive_once(stack, rows))
@@ -204,6 +206,23 @@ def run(args) -> dict:
                 stack, sentences.paths[0], args.small_documents
             )
             print_small(results)
+
+        if "amqp" in only and mode == "pg":
+            results["amqp_documents"] = w.amqp_documents_once(sentences.paths[0], args.amqp_documents, stack)
+            print_amqp(results)
+
+        if "archive" in only:
+            html = next(x for x in loads if x.name == "html pages")
+            archive = w.make_archive(html.paths, corpus / "html", scratch / f"html-{len(html.paths)}.tar.gz")
+            w.delete_documents([str(p.relative_to(corpus / "html")) for p in html.paths])
+            entry = w.archive_once(stack, archive, len(html.paths))
+            rows = w.parsed_rows(html)
+            entry["floor_records"] = len(rows)
+            entry["floor"] = statistics.median(w.floor_once(mode, rows) for _ in range(args.runs))
+            entry["bytes"] = archive.stat().st_size
+            del rows
+            results["archive"] = entry
+            print_archive(results)
 
         if "chunks" in only:
             results["chunk_sizes"] = {}
@@ -357,6 +376,53 @@ def print_small(r: dict) -> None:
     )
 
 
+def print_amqp(r: dict) -> None:
+    a = r["amqp_documents"]
+    table(
+        f"Over the open queue: {a['documents']:,} one-record documents published to quern.submit, end to "
+        f"end, beside the same records as one CSV — {a['ratio_to_one_csv']:.2f}x its records/s",
+        ["", "seconds", "per s", "failed jobs"],
+        [
+            [
+                "one message each",
+                f"{a['seconds']:.2f}",
+                f"{a['documents_per_s']:,.0f} documents/s",
+                str(a["failed_jobs"]),
+            ],
+            ["one CSV", f"{a['one_csv_seconds']:.2f}", f"{a['one_csv_records_per_s']:,.0f} records/s", ""],
+        ],
+    )
+
+
+def _archive_ratio(a: dict) -> float:
+    return (a["records"] / a["seconds"]) / (a["floor_records"] / a["floor"])
+
+
+def print_archive(r: dict) -> None:
+    a = r["archive"]
+    table(
+        f"The {a['members']:,} HTML pages as one .tar.gz ({a['bytes'] / 1e6:.1f} MB), POST to the last "
+        f"page's end, vs the floor for their records — {_archive_ratio(a):.2f}x",
+        ["", "seconds", "records", "rec/s", "jobs"],
+        [
+            [
+                "Quern: one archive",
+                f"{a['seconds']:.2f} (POST {a['posting_seconds']:.2f})",
+                f"{a['records']:,}",
+                f"{a['records'] / a['seconds']:,.0f}",
+                ", ".join(f"{k} {v:,}" for k, v in a["statuses"].items()),
+            ],
+            [
+                "floor",
+                f"{a['floor']:.2f}",
+                f"{a['floor_records']:,}",
+                f"{a['floor_records'] / a['floor']:,.0f}",
+                "",
+            ],
+        ],
+    )
+
+
 def print_tts(r: dict) -> None:
     t = r["time_to_searchable"]
     table(
@@ -398,6 +464,8 @@ def print_all(r: dict) -> None:
         ("search", print_search),
         ("time_to_searchable", print_tts),
         ("small_documents", print_small),
+        ("amqp_documents", print_amqp),
+        ("archive", print_archive),
         ("chunk_sizes", print_chunks),
         ("memory", print_memory),
     ):
@@ -470,6 +538,26 @@ def verdicts(r: dict) -> list[tuple[str, str, bool]]:
                 not (s["errors"] or s["failed_jobs"]),
             )
         )
+    if "amqp_documents" in r:
+        a = r["amqp_documents"]
+        out.append(
+            (
+                f"{a['documents']:,} documents over AMQP >= 0.2x one CSV's records/s",
+                f"{a['ratio_to_one_csv']:.2f}x, {a['failed_jobs']} failed",
+                a["ratio_to_one_csv"] >= 0.2 and not a["failed_jobs"],
+            )
+        )
+    if "archive" in r:
+        a = r["archive"]
+        ratio = _archive_ratio(a)
+        failed = sum(v for k, v in a["statuses"].items() if k != "succeeded")
+        out.append(
+            (
+                f"{a['members']:,} HTML pages as one archive >= 0.5x the floor",
+                f"{ratio:.2f}x, {failed} failed",
+                ratio >= 0.5 and not failed,
+            )
+        )
     if "memory" in r:
         peak = max(r["memory"]["peak_rss_mb"].values())
         out.append(("1 GB CSV: no process above 300 MB", f"{peak:.0f} MB", peak <= 300))
@@ -479,7 +567,7 @@ def verdicts(r: dict) -> list[tuple[str, str, bool]]:
 def print_verdicts(r: dict) -> None:
     rows = [[t, figure, "met" if ok else "NOT met"] for t, figure, ok in verdicts(r)]
     if rows:
-        table(f"Targets (issues 4, 11), mode {r['mode']}", ["target", "measured", ""], rows)
+        table(f"Targets (issues 4, 11, 12), mode {r['mode']}", ["target", "measured", ""], rows)
 
 
 def compare(a_path: str, b_path: str) -> None:
@@ -692,6 +780,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--naive-records", type=int, default=20_000)
     parser.add_argument("--naive-runs", type=int, default=1, help="one run is 20,000 tasks: minutes")
     parser.add_argument("--small-documents", type=int, default=5000, help="one-record documents (small)")
+    parser.add_argument(
+        "--amqp-documents", type=int, default=100_000, help="one-record messages to quern.submit (amqp, pg)"
+    )
     parser.add_argument("--search-rounds", type=int, default=10, help="passes over the query set (1 client)")
     parser.add_argument("--tts-tries", type=int, default=50)
     parser.add_argument("--memory-bytes", type=int, default=2**30)

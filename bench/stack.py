@@ -67,7 +67,7 @@ def ensure_vhost(url: str) -> None:
         )
 
 
-def purge_queues(names: tuple[str, ...] = ("ingest", "index", "naive")) -> None:
+def purge_queues(names: tuple[str, ...] = ("ingest", "index", "backfill", "naive")) -> None:
     """Messages a stopped run left behind name rows of a dropped database: drop them."""
     from kombu import Connection, Queue
 
@@ -141,7 +141,12 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, **mode_env(self.mode, self.data_dir)}
+        return {
+            **os.environ,
+            **mode_env(self.mode, self.data_dir),
+            "QUERN_PORT": str(self.port),
+            "QUERN_WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+        }
 
     def _spawn(
         self, name: str, argv: list[str], ready: bytes | None = None, env: dict | None = None
@@ -170,52 +175,50 @@ class Stack:
             [str(BIN / "python"), "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True
         )
 
-    def start_worker(
-        self, name: str = "worker", app: str = "project", queues: str = "ingest,index"
-    ) -> Process:
+    def start_procfile(self, name: str, ready: bytes) -> Process:
+        """One of `make run`'s processes, started from its Procfile line as honcho starts it: the
+        figures are the ones a user gets with `make run`."""
+        line = next(
+            line.split(":", 1)[1].strip()
+            for line in (ROOT / "Procfile").read_text().splitlines()
+            if line.startswith(f"{name}:")
+        )
+        return self._spawn(name, ["bash", "-c", f"exec {line}"], ready=ready)
+
+    def start_worker(self) -> Process:
+        """make run's worker: `-c 2` pool processes and the embedded beat (reconcile, backfills)."""
+        return self.start_procfile("worker", b" ready.")
+
+    def start_web(self) -> Process:
+        """make run's web server (gunicorn, 2 processes x 4 threads), on a free port."""
+        self.port = free_port()
+        return self.start_procfile("web", b"Booting worker")
+
+    def start_consumer(self) -> Process:
+        """make run's open-queue consumer (RabbitMQ only)."""
+        return self.start_procfile("consumer", b"Consuming quern.submit")
+
+    def start_naive_worker(self) -> Process:
+        """The naive way's own worker (bench.naive), the same pool size as Quern's."""
         return self._spawn(
-            name,
+            "naive",
             [
                 str(BIN / "celery"),
                 "-A",
-                app,
+                "bench.naive",
                 "worker",
                 "-Q",
-                queues,
+                "naive",
                 "-c",
                 str(WORKER_CONCURRENCY),
                 "-n",
-                f"bench-{name}@localhost",
+                "bench-naive@localhost",
                 "-l",
                 "info",
                 "--without-gossip",
                 "--without-mingle",
             ],
             ready=b" ready.",
-        )
-
-    def start_web(self) -> Process:
-        self.port = free_port()
-        # Production's server (the compose file's): 2 processes x 4 threads on 2 cores.
-        return self._spawn(
-            "web",
-            [
-                str(BIN / "gunicorn"),
-                "project.wsgi",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "-w",
-                "2",
-                "-k",
-                "gthread",
-                "--threads",
-                "4",
-                "--timeout",
-                "600",
-                "--keep-alive",
-                "30",
-            ],
-            ready=b"Booting worker",
         )
 
     def stop(self) -> None:

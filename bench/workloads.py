@@ -458,16 +458,51 @@ def memory_while_ingesting(stack: Stack, path: Path) -> dict:
 # --- many small documents ------------------------------------------------------------------
 
 
+def wait_named(prefix: str, n: int, timeout: float = 3600) -> dict:
+    """Wait, reading the database (not n API calls, which would share the cores being measured),
+    until the n jobs of documents named `prefix…` have ended; their statuses and the last end."""
+    from django.db.models import Count, Max
+
+    from indexing.models import Job
+
+    jobs = Job.objects.filter(document__name__startswith=prefix)
+    deadline = time.monotonic() + timeout
+    while jobs.filter(status__in=("succeeded", "failed", "cancelled")).count() < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{prefix}…: not all {n:,} jobs ended after {timeout} s")
+        time.sleep(0.2)
+    statuses = dict(jobs.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    return {"statuses": statuses, "finished": jobs.aggregate(last=Max("finished_at"))["last"].timestamp()}
+
+
+def _one_record_docs(source: Path, n: int, prefix: str) -> tuple[list[str], list[dict]]:
+    lines = source.read_text().splitlines()[1 : n + 1]
+    docs = [
+        {"name": f"{prefix}{i}.csv", "content": f"id,source,ref,text\n{line}\n", "format": "csv"}
+        for i, line in enumerate(lines)
+    ]
+    return lines, docs
+
+
+def one_csv_once(stack: Stack, lines: list[str], scratch: Path) -> float:
+    """The same records as one CSV document, POST to end: what the small ones are held to."""
+    one_csv = scratch / f".one-{uuid.uuid4().hex[:8]}.csv"
+    one_csv.write_text("id,source,ref,text\n" + "\n".join(lines) + "\n")
+    try:
+        started = time.time()
+        [job] = stack.client().post_files([one_csv], {"format": "csv"})
+        [job] = stack.client().wait_jobs([job["id"]])
+        assert job["status"] == "succeeded", job
+        return _finished_at(job) - started
+    finally:
+        one_csv.unlink()
+
+
 def small_documents_once(stack: Stack, source: Path, n: int, clients: int = 8) -> dict:
     """`n` one-record documents POSTed to /api/documents by `clients` threads, from the first
     request to the last job's end; beside the same records as one CSV in the same run."""
-    lines = source.read_text().splitlines()[1 : n + 1]
-    tag = uuid.uuid4().hex[:8]
-    docs = [
-        {"name": f"small-{tag}-{i}.csv", "content": f"id,source,ref,text\n{line}\n", "format": "csv"}
-        for i, line in enumerate(lines)
-    ]
-    ids: list[int] = []
+    prefix = f"small-{uuid.uuid4().hex[:8]}-"
+    lines, docs = _one_record_docs(source, n, prefix)
     errors: list[str] = []
     refusals = 0
     lock = threading.Lock()
@@ -485,10 +520,8 @@ def small_documents_once(stack: Stack, source: Path, n: int, clients: int = 8) -
                         refusals += 1
                     time.sleep(0.5)
                     continue
-                with lock:
-                    if status == 202:
-                        ids.append(body["id"])
-                    else:
+                if status != 202:
+                    with lock:
                         errors.append(f"{status} {str(body)[:200]}")
                 break
 
@@ -496,23 +529,17 @@ def small_documents_once(stack: Stack, source: Path, n: int, clients: int = 8) -
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(post, [docs[i::clients] for i in range(clients)]))
     posted = time.time() - started
-    jobs = stack.client().wait_jobs(sorted(ids))
-    seconds = max(_finished_at(j) for j in jobs) - started
-    failed = [j for j in jobs if j["status"] != "succeeded"]
+    ended = wait_named(prefix, n - len(errors))
+    seconds = ended["finished"] - started
     from indexing.models import Job
 
     # Taken into another job's batch (pipeline.batching): how much the crowd was taken together.
-    batched = Job.objects.filter(pk__in=ids, claimed_by__isnull=False).exclude(claimed_by=F("pk")).count()
-
-    one_csv = source.parent / f".small-{tag}.csv"
-    one_csv.write_text("id,source,ref,text\n" + "\n".join(lines) + "\n")
-    try:
-        csv_started = time.time()
-        [job] = stack.client().post_files([one_csv], {"format": "csv"})
-        [job] = stack.client().wait_jobs([job["id"]])
-        csv_seconds = _finished_at(job) - csv_started
-    finally:
-        one_csv.unlink()
+    batched = (
+        Job.objects.filter(document__name__startswith=prefix, claimed_by__isnull=False)
+        .exclude(claimed_by=F("pk"))
+        .count()
+    )
+    csv_seconds = one_csv_once(stack, lines, source.parent)
     return {
         "documents": n,
         "clients": clients,
@@ -522,8 +549,79 @@ def small_documents_once(stack: Stack, source: Path, n: int, clients: int = 8) -
         "errors": len(errors),
         "error_examples": errors[:3],
         "refused_by_backpressure": refusals,
-        "failed_jobs": len(failed),
+        "failed_jobs": n - len(errors) - ended["statuses"].get("succeeded", 0),
         "batched_jobs": batched,
         "one_csv_seconds": csv_seconds,
         "one_csv_records_per_s": n / csv_seconds,
+    }
+
+
+def amqp_documents_once(source: Path, n: int, stack: Stack) -> dict:
+    """`n` one-record documents published to the open queue (quern.submit, persistent, confirmed,
+    as the README's examples do), from the first publish to the last job's end; beside the same
+    records as one CSV in the same run."""
+    from kombu import Connection, Producer
+
+    from bench.stack import AMQP_URL
+
+    prefix = f"amqp-{uuid.uuid4().hex[:8]}-"
+    lines, docs = _one_record_docs(source, n, prefix)
+    bodies = [json.dumps(doc).encode() for doc in docs]
+    started = time.time()
+    with Connection(AMQP_URL, transport_options={"confirm_publish": True}) as conn:
+        producer = Producer(conn.default_channel, routing_key="quern.submit")
+        for body in bodies:
+            producer.publish(body, content_type="application/json", content_encoding="utf-8", delivery_mode=2)
+    published = time.time() - started
+    ended = wait_named(prefix, n)
+    seconds = ended["finished"] - started
+    csv_seconds = one_csv_once(stack, lines, source.parent)
+    return {
+        "documents": n,
+        "seconds": seconds,
+        "publishing_seconds": published,
+        "documents_per_s": n / seconds,
+        "failed_jobs": n - ended["statuses"].get("succeeded", 0),
+        "one_csv_seconds": csv_seconds,
+        "one_csv_records_per_s": n / csv_seconds,
+        "ratio_to_one_csv": csv_seconds / seconds,
+    }
+
+
+def make_archive(paths: tuple[Path, ...], root: Path, target: Path) -> Path:
+    """A .tar.gz of `paths`, each member named by its path under `root`."""
+    import tarfile
+
+    if not target.exists():
+        tmp = target.with_suffix(".tmp")
+        with tarfile.open(tmp, "w:gz") as tar:
+            for path in paths:
+                tar.add(path, arcname=str(path.relative_to(root)))
+        tmp.rename(target)
+    return target
+
+
+def archive_once(stack: Stack, archive: Path, members: int) -> dict:
+    """One archive POSTed; from the POST to the last member's job end."""
+    started = time.time()
+    jobs = stack.client().post_files([archive])
+    posted = time.time() - started
+    assert len(jobs) == members, (len(jobs), members)
+    from django.db.models import Count, Max
+
+    from indexing.models import Job, Record
+
+    ids = [j["id"] for j in jobs]
+    stack.client().wait_jobs([ids[-1]])
+    finished = Job.objects.filter(pk__in=ids)
+    while finished.filter(status__in=("succeeded", "failed", "cancelled")).count() < len(ids):
+        time.sleep(0.2)
+    statuses = dict(finished.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    last = finished.aggregate(last=Max("finished_at"))["last"].timestamp()
+    return {
+        "members": members,
+        "seconds": last - started,
+        "posting_seconds": posted,
+        "records": Record.objects.filter(job_id__in=ids).count(),
+        "statuses": statuses,
     }

@@ -31,6 +31,9 @@ def env_int(name: str, default: int) -> int:
 
 # Where the embedded default keeps its database, broker folders and uploaded files.
 QUERN_DATA_DIR = Path(os.environ.get("QUERN_DATA_DIR", BASE_DIR / "var")).resolve()
+# Made here, once for every process: the embedded beat's schedule file lives in it, and on a fresh
+# clone with DATABASE_URL set nothing else had created it (the beat crashed; reconcile never ran).
+QUERN_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "quern-insecure-development-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", True)
@@ -54,6 +57,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin's, the pages' CSS, Ninja's docs) from the app server itself, with or
+    # without DEBUG: make run's gunicorn and the container serve them with no web server in front.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -123,6 +129,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("QUERN_STATIC_ROOT", QUERN_DATA_DIR / "static")).resolve()
+# From the apps' and STATICFILES_DIRS' own folders, read once at start: nothing to collect first.
+WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(os.environ.get("QUERN_MEDIA_ROOT", QUERN_DATA_DIR / "media")).resolve()
 MEDIA_URL = "media/"
 

@@ -93,6 +93,9 @@ def test_make_run_indexes_a_document_and_sigterm_stops_every_process(tmp_path):
             message="the job to succeed",
         )
         assert json.loads(_get(f"{base}/api/search?q=heron")[1])["total"] == 1
+        # The production server serves the pages' static files itself (no runserver, no DEBUG needed).
+        status, css = _get(f"{base}/static/quern.css")
+        assert status == 200 and css
         assert b"Open queue off" in log_path.read_bytes()
     finally:
         started = {run.pid} | _descendants(run.pid)
