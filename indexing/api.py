@@ -28,6 +28,7 @@ from pydantic_core import PydanticUseDefault
 
 from indexing import pipeline, schemas
 from indexing.errors import QuernError
+from indexing.formats.archives import is_archive
 from indexing.models import Document, Job, Source, Status
 from indexing.pipeline import backpressure
 from indexing.pipeline.status import snapshot
@@ -299,7 +300,16 @@ def _submit_json_lines(request: HttpRequest) -> HttpResponse:
         except QuernError as error:
             raise QuernError(error.code, f"Line {number}: {error.message}", line=number) from None
     with transaction.atomic():  # all the documents or none
-        jobs = [job for submission in submissions for job in _submitted(submission)]
+        if any(s.replace is not None or is_archive(s.name) for s in submissions):
+            jobs = [job for submission in submissions for job in _submitted(submission)]
+        else:  # the usual bulk: plain documents, written together
+            results = pipeline.submit_many(
+                (pipeline.Incoming(io.BytesIO(s.raw), s.name, s) for s in submissions), source=Source.API
+            )
+            for number, result in enumerate(results, start=1):
+                if isinstance(result, QuernError):
+                    raise QuernError(result.code, f"Line {number}: {result.message}", line=number)
+            jobs = results
     return _accepted(jobs)
 
 

@@ -15,6 +15,7 @@ from kombu import Connection
 
 from indexing import pipeline, schemas
 from indexing.broker.consumer import SubmitConsumer
+from indexing.errors import QuernError
 from indexing.models import Job, Source
 from indexing.pipeline import backpressure
 from indexing.schemas import parse_submit_message
@@ -42,12 +43,37 @@ def take_submission(body: bytes, *, reply_to: str = "", correlation_id: str = ""
     )
 
 
-def _take(body: bytes, reply_to: str, correlation_id: str) -> dict[str, Any]:
-    job = take_submission(body, reply_to=reply_to, correlation_id=correlation_id)
-    return schemas.Job.of(job).model_dump(mode="json")
+def take_submissions(messages: list[tuple[bytes, str, str]]) -> list[dict[str, Any] | QuernError]:
+    """Submit messages (body, reply_to, correlation_id) validated and written together; for
+    each, in order, its accepted reply or the QuernError that refuses it alone."""
+    parsed: list[schemas.SubmitMessage | QuernError] = []
+    for body, _, _ in messages:
+        try:
+            parsed.append(parse_submit_message(body, max_bytes=settings.QUERN_MAX_MESSAGE_BYTES))
+        except QuernError as error:
+            parsed.append(error)
+    valid = [(m, args) for m, args in zip(parsed, messages, strict=True) if not isinstance(m, QuernError)]
+    jobs = iter(
+        pipeline.submit_many(
+            (
+                pipeline.Incoming(
+                    io.BytesIO(m.raw), m.name, m, reply_to=reply_to, correlation_id=correlation_id
+                )
+                for m, (_, reply_to, correlation_id) in valid
+            ),
+            source=Source.AMQP,
+        )
+    )
+    results: list[dict[str, Any] | QuernError] = []
+    for m in parsed:
+        result = m if isinstance(m, QuernError) else next(jobs)
+        results.append(
+            result if isinstance(result, QuernError) else schemas.Job.of(result).model_dump(mode="json")
+        )
+    return results
 
 
 def submit_consumer(connection: Connection) -> SubmitConsumer:
     """The consumer `manage.py consume` runs, wired to this edge."""
     # Looked up on each call, so a test can close the gate (monkeypatch accepting_submissions).
-    return SubmitConsumer(connection, take=_take, accepting=lambda: accepting_submissions())
+    return SubmitConsumer(connection, take=take_submissions, accepting=lambda: accepting_submissions())

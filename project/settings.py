@@ -131,6 +131,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("QUERN_STATIC_ROOT", QUERN_DATA_DIR / "static")).resolve()
 # From the apps' and STATICFILES_DIRS' own folders, read once at start: nothing to collect first.
 WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise also serves collectstatic's output
 MEDIA_ROOT = Path(os.environ.get("QUERN_MEDIA_ROOT", QUERN_DATA_DIR / "media")).resolve()
 MEDIA_URL = "media/"
 

@@ -542,7 +542,7 @@ def test_a_passing_database_error_puts_the_message_back_and_it_is_taken_later(
 ):
     from django.db import OperationalError
 
-    real_submit, failures = pipeline.submit, []
+    real_submit, failures = pipeline.submit_many, []
 
     def flaky_submit(*args, **kwargs):
         if not failures:
@@ -551,24 +551,33 @@ def test_a_passing_database_error_puts_the_message_back_and_it_is_taken_later(
         return real_submit(*args, **kwargs)
 
     monkeypatch.setattr(broker_consumer, "TRANSIENT_RETRY_DELAY", 0)
-    monkeypatch.setattr(pipeline, "submit", flaky_submit)
+    monkeypatch.setattr(pipeline, "submit_many", flaky_submit)
     broker.submit({"name": "retry.txt", "content": "again\n"})
     _run_until_quiet(in_process_consumer)
     assert failures == [1] and _counts(broker) == (0, 0, 1)
 
 
-def test_a_message_that_trips_a_bug_is_dead_lettered_not_retried_forever(
+def test_a_message_that_trips_a_bug_is_dead_lettered_alone_and_its_batch_is_taken(
     broker, in_process_consumer, monkeypatch
 ):
-    def broken_submit(*args, **kwargs):
-        raise RuntimeError("a bug")
+    real_submit = pipeline.submit_many
 
-    monkeypatch.setattr(pipeline, "submit", broken_submit)
+    def broken_on_bug(incoming, **kwargs):
+        incoming = list(incoming)
+        if any(item.name == "bug.txt" for item in incoming):
+            raise RuntimeError("a bug")
+        return real_submit(incoming, **kwargs)
+
+    monkeypatch.setattr(pipeline, "submit_many", broken_on_bug)
+    broker.submit({"name": "fine-1.txt", "content": "one\n"})
     broker.submit({"name": "bug.txt", "content": "boom\n"})
+    broker.submit({"name": "fine-2.txt", "content": "two\n"})
     _run_until_quiet(in_process_consumer)
-    assert _counts(broker) == (0, 1, 0)
+    assert _counts(broker) == (0, 1, 2)
     rejected = REJECTED_QUEUE.bind(broker.channel).get(no_ack=True)
     assert rejected.headers["x-quern-error-code"] == "internal_error"
+    assert json.loads(rejected.body)["name"] == "bug.txt"
+    assert sorted(Document.objects.values_list("name", flat=True)) == ["fine-1.txt", "fine-2.txt"]
 
 
 def test_the_readme_shows_the_very_example_files_the_tests_run():

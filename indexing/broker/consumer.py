@@ -36,7 +36,8 @@ TRANSIENT_RETRY_DELAY = 1.0  # seconds before a message that met a passing datab
 QUIET = 0.01
 GATE_EVERY = 1.0  # seconds between checks of the backpressure hook while messages flow
 
-Take = Callable[[bytes, str, str], dict[str, Any]]  # (body, reply_to, correlation_id) -> accepted reply
+# [(body, reply_to, correlation_id), …] -> for each, in order, its accepted reply or why it was refused
+Take = Callable[[list[tuple[bytes, str, str]]], list[dict[str, Any] | QuernError]]
 
 
 def broker_connection() -> Connection:
@@ -122,8 +123,7 @@ class SubmitConsumer(ConsumerProducerMixin):
                 transaction.on_commit(
                     lambda: [self._reply_taken(m, reply) for m, reply in taken], robust=True
                 )
-                for message in batch:
-                    self._take_one(message, taken, refused)
+                self._take_all(batch, taken, refused)
         except (OperationalError, InterfaceError):
             # Passing (a locked SQLite file, a restarted PostgreSQL): the messages are not at fault.
             logger.exception("Database error while taking %s submit messages; they go back", len(batch))
@@ -144,29 +144,40 @@ class SubmitConsumer(ConsumerProducerMixin):
         for _, reply in taken:
             logger.info("Took a submit message for %s as job %s", reply["document"]["name"], reply["id"])
 
-    def _take_one(self, message, taken: list, refused: list) -> None:
-        """One message in a savepoint of its own: refused alone, the batch goes on."""
-        properties = message.properties
-        reply_to = properties.get("reply_to") or ""
-        correlation_id = properties.get("correlation_id") or ""
+    def _take_all(self, batch: list, taken: list, refused: list) -> None:
+        """The batch's documents written together (in a savepoint); if that trips on something
+        unexpected, each message again in a savepoint of its own, so only the culprit is refused."""
         try:
             with transaction.atomic():
-                taken.append((message, self.take(message.body, reply_to, correlation_id)))
-        except QuernError as error:
-            refused.append((message, error))
+                results = self.take([self._arguments(message) for message in batch])
+        except (OperationalError, InterfaceError):
+            raise  # the database, not the messages: the whole batch goes back
+        except Exception:
+            logger.exception("Taking %s submit messages together failed; taking them one by one", len(batch))
+            for message in batch:
+                self._take_one(message, taken, refused)
+            return
+        for message, result in zip(batch, results, strict=True):
+            (refused if isinstance(result, QuernError) else taken).append((message, result))
+
+    @staticmethod
+    def _arguments(message) -> tuple[bytes, str, str]:
+        properties = message.properties
+        return message.body, properties.get("reply_to") or "", properties.get("correlation_id") or ""
+
+    def _take_one(self, message, taken: list, refused: list) -> None:
+        """One message in a savepoint of its own: refused alone, the batch goes on."""
+        try:
+            with transaction.atomic():
+                [result] = self.take([self._arguments(message)])
         except (OperationalError, InterfaceError):
             raise  # the database, not the message: the whole batch goes back
         except Exception:  # a message that trips a bug must not come back forever: dead-letter it
             logger.exception("Unexpected error while taking a submit message; it is dead-lettered")
-            refused.append(
-                (
-                    message,
-                    QuernError(
-                        "internal_error",
-                        "Quern hit an unexpected error with this message; it has been logged.",
-                    ),
-                )
+            result = QuernError(
+                "internal_error", "Quern hit an unexpected error with this message; it has been logged."
             )
+        (refused if isinstance(result, QuernError) else taken).append((message, result))
 
     def _reply_taken(self, message, reply: dict[str, Any]) -> None:
         properties = message.properties

@@ -21,12 +21,14 @@ from indexing.pipeline.batching import split_alone
 from indexing.pipeline.batching import take as take_batch
 from indexing.pipeline.finish import cancel, delete_document, fail, finalize, purge_job
 from indexing.pipeline.indexer import index_chunk
-from indexing.pipeline.intake import reindex, retry, submit, submit_upload
+from indexing.pipeline.intake import Incoming, reindex, retry, submit, submit_many, submit_upload
 from indexing.pipeline.recovery import reconcile
 from indexing.pipeline.splitting import split
 
 __all__ = [
     "submit_upload",
+    "submit_many",
+    "Incoming",
     "run_batch",
     "split_alone",
     "take_batch",

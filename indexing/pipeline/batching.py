@@ -82,17 +82,20 @@ def owes_trigger(job: Job) -> bool:
     TRIGGER_RESEND seconds (lost with a broker outage, or slow behind a backlog) is sent again
     by the next submission, so a lost one costs a second, not a reconcile interval.
     """
-    if not is_small(job):
-        return True
+    return not is_small(job) or owes_lane_trigger(lane(job), 1)
+
+
+def owes_lane_trigger(name: str, count: int) -> bool:
+    """`count` small jobs of lane `name` were just created: does one of them send the trigger?"""
     now_ns = time.time_ns()
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO indexing_batchtrigger (lane, pending, sent_ns) VALUES (%s, 1, %s)"
-            " ON CONFLICT (lane) DO UPDATE SET pending = indexing_batchtrigger.pending + 1,"
+            "INSERT INTO indexing_batchtrigger (lane, pending, sent_ns) VALUES (%s, %s, %s)"
+            " ON CONFLICT (lane) DO UPDATE SET pending = indexing_batchtrigger.pending + excluded.pending,"
             " sent_ns = CASE WHEN indexing_batchtrigger.pending = 0 OR indexing_batchtrigger.sent_ns < %s"
             " THEN excluded.sent_ns ELSE indexing_batchtrigger.sent_ns END"
             " RETURNING sent_ns",
-            [lane(job), now_ns, now_ns - int(TRIGGER_RESEND * 1e9)],
+            [name, count, now_ns, now_ns - int(TRIGGER_RESEND * 1e9)],
         )
         (sent_ns,) = cursor.fetchone()
     return sent_ns == now_ns  # this submission's own stamp: it sends the trigger

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import IO, Any
 
 from django.conf import settings
@@ -13,12 +15,15 @@ from indexing.formats.archives import Limits, is_archive
 from indexing.formats.archives import members as archive_members
 from indexing.formats.compressed import uncompressed
 from indexing.models import Document, Job, Source, Status
-from indexing.pipeline.batching import owes_trigger
+from indexing.pipeline.batching import is_small, lane, owes_lane_trigger, owes_trigger
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.storage import StoredFile, store_stream
 from indexing.schemas import SubmitOptions
 
 DEFAULT_OPTIONS = SubmitOptions()
+# Documents and jobs written per bulk INSERT: bounds what a big archive or message batch holds
+# unsaved, and a statement's parameters (SQLite allows 32,766; a job has 25 fields).
+BULK_WRITE = 500
 
 
 def submit(
@@ -40,13 +45,89 @@ def submit(
     key = options.idempotency_key
     if key and (existing := _job_for_key(key)):
         return existing
-    name = (name or "").strip()[:255]
+    stored, name, fields = _stored(
+        Incoming(stream, name, options, reply_to, correlation_id), source=source, gunzip=gunzip
+    )
+    try:
+        return _create_job(stored, name=name, replace=replace, **fields)
+    except IntegrityError:
+        # Two submissions with one key at once: the other committed first (the unique key says so).
+        if key and (existing := _job_for_key(key)):
+            return existing
+        raise
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One document of a bulk submission: its bytes, name and options, and where to reply."""
+
+    stream: IO[bytes]
+    name: str
+    options: SubmitOptions = DEFAULT_OPTIONS
+    reply_to: str = ""
+    correlation_id: str = ""
+
+
+def submit_many(
+    incoming: Iterable[Incoming], *, source: str = Source.API, gunzip: bool = True
+) -> list[Job | QuernError]:
+    """Many new documents at once: each stored as it comes (a stream is read before the next),
+    their documents and jobs written BULK_WRITE at a time, one batch trigger per lane.
+
+    In order, each one's job, or the QuernError that refused it alone (the caller decides whether
+    one refusal sinks the rest: roll its transaction back). A document with an idempotency key
+    takes the one-at-a-time path, which returns that key's job if it was used.
+    """
+    results: list[Job | QuernError] = []
+    unsaved: list[tuple[Document, Job]] = []
+    for item in incoming:
+        try:
+            if item.options.idempotency_key:
+                with transaction.atomic():
+                    results.append(
+                        submit(
+                            item.stream,
+                            name=item.name,
+                            options=item.options,
+                            source=source,
+                            reply_to=item.reply_to,
+                            correlation_id=item.correlation_id,
+                            gunzip=gunzip,
+                        )
+                    )
+                continue
+            stored, name, fields = _stored(item, source=source, gunzip=gunzip)
+        except QuernError as error:
+            results.append(error)
+            continue
+        document = Document(
+            name=name,
+            format=fields["format"],
+            encoding=fields["encoding"],
+            size=stored.size,
+            sha256=stored.sha256,
+            file=stored.name,
+        )
+        job = Job(size=stored.size, sha256=stored.sha256, file=stored.name, **fields)
+        unsaved.append((document, job))
+        results.append(job)
+        if len(unsaved) >= BULK_WRITE:
+            _create_many(unsaved)
+            unsaved = []
+    _create_many(unsaved)
+    return results
+
+
+def _stored(item: Incoming, *, source: str, gunzip: bool) -> tuple[StoredFile, str, dict[str, Any]]:
+    """A document's bytes in storage, its name, and its job's fields; QuernError if refused."""
+    name = (item.name or "").strip()[:255]
     if not name:
         raise QuernError("missing_name", "A document needs a name (a file name, or the name field).")
-    content = uncompressed(stream) if gunzip else stream  # a .gz document is stored as its content
+    content = uncompressed(item.stream) if gunzip else item.stream  # a .gz is stored as its content
     stored = store_stream(content)
     if stored.size == 0:
         raise QuernError("empty_document", f"{name} is empty: there is nothing to index.")
+    options = item.options
     # A declared format was checked at the edge; an unknown encoding raises its ParseError now
     # (a QuernError, 400), and a known one is stored by its canonical name.
     fmt = detect_format(options.format, name, stored.head)
@@ -56,18 +137,34 @@ def submit(
         "format": fmt,
         "encoding": encoding,
         "chunk_size": options.chunk_size or settings.QUERN_CHUNK_SIZE,
-        "idempotency_key": key or None,
-        "reply_to": reply_to[:255],
-        "correlation_id": correlation_id[:255],
+        "idempotency_key": options.idempotency_key or None,
+        "reply_to": item.reply_to[:255],
+        "correlation_id": item.correlation_id[:255],
         "metadata": options.metadata or {},
     }
-    try:
-        return _create_job(stored, name=name, replace=replace, **fields)
-    except IntegrityError:
-        # Two submissions with one key at once: the other committed first (the unique key says so).
-        if key and (existing := _job_for_key(key)):
-            return existing
-        raise
+    return stored, name, fields
+
+
+def _create_many(unsaved: list[tuple[Document, Job]]) -> None:
+    """Two bulk INSERTs, then the split messages: each big job's own, one trigger per lane."""
+    if not unsaved:
+        return
+    with transaction.atomic():
+        documents = Document.objects.bulk_create([document for document, _ in unsaved])
+        for document, (_, job) in zip(documents, unsaved, strict=True):
+            job.document = document
+        jobs = Job.objects.bulk_create([job for _, job in unsaved])
+        first_small: dict[str, list[Job]] = {}
+        messages = []
+        for job in jobs:
+            if is_small(job):
+                first_small.setdefault(lane(job), []).append(job)
+            else:
+                messages.append(("quern.split", [job.pk]))
+        for name, small in first_small.items():
+            if owes_lane_trigger(name, len(small)):
+                messages.append(("quern.split", [small[0].pk]))
+        send_after_commit(messages)
 
 
 def submit_upload(
@@ -95,13 +192,16 @@ def submit_upload(
     with transaction.atomic():
         # Members are stored as they are: a .gz inside an archive is not unpacked again, so the
         # archive's budget is what is unpacked in all.
-        jobs = [
-            submit(member, name=path, options=options, source=source, gunzip=False)
-            for path, member in archive_members(stream, name, size, limits)
-        ]
-        if not jobs:
+        results = submit_many(
+            (Incoming(member, path, options) for path, member in archive_members(stream, name, size, limits)),
+            source=source,
+            gunzip=False,
+        )
+        if not results:
             raise QuernError("empty_archive", f"{name} holds no files to index.")
-    return jobs
+        if refused := next((r for r in results if isinstance(r, QuernError)), None):
+            raise refused  # all the members or none
+    return results
 
 
 def _job_for_key(key: str) -> Job | None:

@@ -71,7 +71,7 @@ def owe_events(ended: list[Job]) -> None:
     for job in ended:
         job.events_pending = True
     Job.objects.filter(pk__in=ids).update(events_pending=True)
-    transaction.on_commit(lambda: [notify.publish_job_end(job_id) for job_id in ids])
+    transaction.on_commit(lambda: notify.publish_job_ends(ids))
 
 
 def _owe_event(job: Job) -> None:

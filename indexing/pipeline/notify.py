@@ -1,8 +1,8 @@
 """A job's end, told: `job.<status>` on quern.events and the end reply to the submitter's reply_to.
 
-Published after the job's end is committed, with publisher confirms, at least once: the job's
+Published after the job's end is committed, in a broker transaction, at least once: the job's
 `events_pending` flag (set in the transaction that ended it) is cleared only after the broker
-confirmed; reconcile publishes again whatever is still flagged. Every copy of one event carries
+committed them; reconcile publishes again whatever is still flagged. Every copy of one event carries
 the same `event_id`, so consumers drop duplicates by it. The body is `schemas.Event`.
 """
 
@@ -32,25 +32,37 @@ def event_id(job: Job) -> str:
 
 
 def publish_job_end(job_id: int) -> bool:
-    """Publish a finished job's event (and its end reply); True once the broker confirmed them."""
-    job = Job.objects.select_related("document").filter(pk=job_id, events_pending=True).first()
-    if job is None:  # published already (by the commit hook or another reconcile run)
-        return False
-    body = schemas.Job.of(job)
-    key = f"job.{job.status}"
-    event = schemas.Event.model_construct(**dict(body), event=key, event_id=event_id(job))
-    messages: list[events.Outgoing] = [
-        (events.EVENTS_EXCHANGE, key, event.model_dump(mode="json"), {"message_id": event_id(job)})
-    ]
-    if job.reply_to:
-        reply = body.model_dump(mode="json")
-        messages.append(("", job.reply_to, reply, {"correlation_id": job.correlation_id or None}))
+    """Publish a finished job's event (and its end reply); True once the broker took them."""
+    return publish_job_ends([job_id]) == 1
+
+
+def publish_job_ends(job_ids: list[int]) -> int:
+    """Publish the events (and end replies) of these finished jobs still owed, in one broker
+    transaction; how many were published (0 if the broker did not take them)."""
+    owed = list(Job.objects.select_related("document").filter(pk__in=job_ids, events_pending=True))
+    if not owed:  # published already (by the commit hook or another reconcile run)
+        return 0
+    messages: list[events.Outgoing] = []
+    for job in owed:
+        body = schemas.Job.of(job)
+        key = f"job.{job.status}"
+        event = schemas.Event.model_construct(**dict(body), event=key, event_id=event_id(job))
+        messages.append(
+            (events.EVENTS_EXCHANGE, key, event.model_dump(mode="json"), {"message_id": event_id(job)})
+        )
+        if job.reply_to:
+            reply = body.model_dump(mode="json")
+            messages.append(("", job.reply_to, reply, {"correlation_id": job.correlation_id or None}))
     try:
         events.publish(messages)
     except Exception:
-        # Any failure (broker down, no confirm, a nack) leaves the flag set: the job's end is
-        # committed and stays; reconcile publishes the event again later.
-        logger.exception("Could not publish the end of job %s; reconcile will publish it again", job_id)
-        return False
-    Job.objects.filter(pk=job_id).update(events_pending=False)
-    return True
+        # Any failure (broker down, a refused commit) leaves the flags set: the jobs' ends are
+        # committed and stay; reconcile publishes the events again later.
+        logger.exception(
+            "Could not publish the end of %s job(s) from %s; reconcile will publish them again",
+            len(owed),
+            owed[0].pk,
+        )
+        return 0
+    Job.objects.filter(pk__in=[job.pk for job in owed]).update(events_pending=False)
+    return len(owed)

@@ -111,11 +111,7 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
         .order_by("pk")
         .values_list("pk", flat=True)[:1000]
     )
-    counts["events"] = 0
-    for job_id in unpublished:
-        if not notify.publish_job_end(job_id):
-            break  # the broker is not taking them: stop here rather than time out once per job
-        counts["events"] += 1
+    counts["events"] = notify.publish_job_ends(unpublished) if unpublished else 0
     if any(counts.values()):
         logger.warning("reconcile re-sent %s", counts)
     return counts
