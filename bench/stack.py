@@ -39,7 +39,15 @@ def free_port() -> int:
 
 def mode_env(mode: str, data_dir: Path) -> dict[str, str]:
     """The environment every process of a mode shares (the benchmark process included)."""
-    env = {"QUERN_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "project.settings", "DJANGO_DEBUG": "0"}
+    env = {
+        "QUERN_DATA_DIR": str(data_dir),
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "quern-benchmark-" + "x" * 50,
+        # As make run's first try: plain HTTP on loopback, no keys, no rate limits (measured apart).
+        "DJANGO_HTTPS": "0",
+        "QUERN_REQUIRE_KEYS": "0",
+    }
     if mode == "pg":
         env |= {"DATABASE_URL": PG_URL, "CELERY_BROKER_URL": AMQP_URL}
     elif mode == "sqlite":

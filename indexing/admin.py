@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from indexing import pipeline
-from indexing.models import ACTIVE_STATUSES, Backfill, Chunk, Document, Job, Record, Source, Status
+from indexing import access, pipeline
+from indexing.models import (
+    ACTIVE_STATUSES,
+    ApiKey,
+    Backfill,
+    Chunk,
+    Document,
+    Job,
+    Record,
+    Scope,
+    Source,
+    Status,
+)
 from indexing.pipeline import backfills
 
 
@@ -299,3 +311,31 @@ class RecordAdmin(admin.ModelAdmin):
     @admin.display(description="job")
     def job_link(self, record: Record):
         return _link("admin:indexing_job_change", record.job_id, f"#{record.job_id}")
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "scopes", "expires_at", "revoked")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are made here or with manage.py createkey; the key is shown once, on the page after."""
+
+    form = ApiKeyForm
+    list_display = ("name", "prefix", "scopes", "expires_at", "revoked", "last_used_at", "created_at")
+    list_filter = ("revoked",)
+    search_fields = ("name", "prefix")
+    readonly_fields = ("prefix", "last_used_at", "created_at")
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        key = None if change else access.give_secret(obj)
+        super().save_model(request, obj, form, change)
+        if key:
+            messages.warning(
+                request,
+                f"The new API key is {key} — copy it now: it is shown this once (only its SHA-256 is kept).",
+            )

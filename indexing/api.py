@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any
@@ -23,13 +24,15 @@ from django.urls import URLPattern, reverse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Header, NinjaAPI, Query
 from ninja.errors import HttpError, ValidationError
+from ninja.security import HttpBearer
+from ninja.throttling import SimpleRateThrottle
 from pydantic import BaseModel, BeforeValidator, TypeAdapter
 from pydantic_core import PydanticUseDefault
 
-from indexing import pipeline, schemas
+from indexing import access, pipeline, schemas
 from indexing.errors import QuernError
 from indexing.formats.archives import is_archive
-from indexing.models import Document, Job, Source, Status
+from indexing.models import ApiKey, Document, Job, Scope, Source, Status
 from indexing.pipeline import backpressure
 from indexing.pipeline.status import snapshot
 from indexing.schemas import (
@@ -84,6 +87,72 @@ class QuernAPI(NinjaAPI):
             }
         }
         return schema
+
+
+class TooManyRequests(QuernError):
+    status = 429
+
+    def __init__(self, what: str, rate: str, setting: str, wait: float | None) -> None:
+        self.retry_after = max(1, math.ceil(wait or 1))
+        super().__init__(
+            "too_many_requests",
+            f"Too many requests from this {what}: at most {rate} ({setting}). "
+            f"Try again in {self.retry_after} s.",
+        )
+
+
+class _Rate(SimpleRateThrottle):
+    """Ninja's sliding window for one identity, made per request (it keeps state while it checks);
+    counted in this web process's cache."""
+
+    def __init__(self, rate: str, ident: str) -> None:
+        self.ident = ident
+        super().__init__(rate)
+
+    def get_cache_key(self, request: HttpRequest | None) -> str:
+        return f"quern_rate_{self.ident}"
+
+
+def _hold_to(rate: str, ident: str, what: str, setting: str) -> None:
+    if rate:
+        window = _Rate(rate, ident)
+        if not window.allow_request(None):  # type: ignore[arg-type]
+            raise TooManyRequests(what, rate, setting, window.wait())
+
+
+class Key(HttpBearer):
+    """An operation's door: the caller's address within its rate, then (when keys are required)
+    a key with one of `scopes` and within its own rate. 401/403/429 in the API's error shape."""
+
+    def __init__(self, *scopes: str, public: Callable[[], bool] = lambda: False) -> None:
+        super().__init__()
+        self.scopes = scopes
+        self.public = public
+
+    def __call__(self, request: HttpRequest) -> Any:
+        address = access.client_address(request)
+        _hold_to(settings.QUERN_RATE_PER_ADDRESS, f"a:{address}", "address", "QUERN_RATE_PER_ADDRESS")
+        if not access.required() or self.public():
+            return True  # the embedded first try, or a public search: no key asked
+        # The pages' own reads (live search, job progress, status) with the login's session; the
+        # status needs staff, as its page does.
+        user = getattr(request, "user", None)
+        signed_in = request.method == "GET" and user is not None and user.is_authenticated
+        if signed_in and (user.is_staff or Scope.ADMIN not in self.scopes):
+            return user
+        key = access.authenticate(request.headers.get("Authorization", ""), self.scopes)
+        _hold_to(settings.QUERN_RATE_PER_KEY, f"k:{key.prefix}", "API key", "QUERN_RATE_PER_KEY")
+        return key
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:  # __call__ does it all
+        raise NotImplementedError
+
+
+SEARCHING = Key(Scope.SEARCH, public=lambda: settings.QUERN_PUBLIC_SEARCH)
+SUBMITTING = Key(Scope.SUBMIT)
+READING = Key(Scope.SUBMIT, Scope.MANAGE)  # a submitter follows its jobs; a manager acts on them
+MANAGING = Key(Scope.MANAGE)
+ADMINISTERING = Key(Scope.ADMIN)
 
 
 api = QuernAPI(
@@ -169,7 +238,14 @@ def _unexpected(request: HttpRequest, error: Exception) -> HttpResponse:
     )
 
 
-ERRORS = {400: schemas.Error, 404: schemas.Error, 405: schemas.Error}
+ERRORS = {
+    400: schemas.Error,
+    401: schemas.Error,
+    403: schemas.Error,
+    404: schemas.Error,
+    405: schemas.Error,
+    429: schemas.Error,
+}
 
 
 # --- documents -------------------------------------------------------------------------------
@@ -182,6 +258,7 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 @api.post(
     "/documents",
     url_name="documents",
+    auth=SUBMITTING,
     summary="Submit documents: one job per file",
     response={
         202: schemas.Job | list[schemas.Job],
@@ -316,6 +393,7 @@ def _submit_json_lines(request: HttpRequest) -> HttpResponse:
 @api.get(
     "/documents/{int:document_id}",
     url_name="document",
+    auth=READING,
     summary="A document: its name, format, size, sha256 and live job",
     response={200: schemas.Document, **ERRORS},
 )
@@ -329,6 +407,7 @@ def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
 @api.post(
     "/documents/{int:document_id}/reindex",
     url_name="document-reindex",
+    auth=MANAGING,
     summary="Re-index a stored document: a new job; the live version stays until it succeeds",
     response={202: schemas.Job, **ERRORS},
 )
@@ -339,7 +418,9 @@ def document_reindex(request: HttpRequest, document_id: int) -> HttpResponse:
 # --- jobs ------------------------------------------------------------------------------------
 
 
-@api.get("/jobs", url_name="jobs", summary="Jobs, newest first", response={200: JobList, **ERRORS})
+@api.get(
+    "/jobs", url_name="jobs", auth=READING, summary="Jobs, newest first", response={200: JobList, **ERRORS}
+)
 def jobs(
     request: HttpRequest,
     status: Annotated[Status | None, Blank] = None,
@@ -356,6 +437,7 @@ def jobs(
 @api.get(
     "/jobs/{int:job_id}",
     url_name="job",
+    auth=READING,
     summary="A job: status, progress, errors and timings",
     response={200: schemas.Job, **ERRORS},
 )
@@ -369,6 +451,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 @api.post(
     "/jobs/{int:job_id}/cancel",
     url_name="job-cancel",
+    auth=MANAGING,
     summary="Cancel an unfinished job: it ends cancelled, its records are removed, "
     "the previous version stays",
     response={200: schemas.Job, 409: schemas.Error, **ERRORS},
@@ -381,6 +464,7 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
 @api.post(
     "/jobs/{int:job_id}/retry",
     url_name="job-retry",
+    auth=MANAGING,
     summary="Retry a failed or cancelled job: a new job over the same input",
     response={202: schemas.Job, 409: schemas.Error, **ERRORS},
 )
@@ -394,6 +478,7 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
 @api.get(
     "/search",
     url_name="search",
+    auth=SEARCHING,
     summary="Ranked hits (BM25, title above body), each with an HTML-escaped snippet, matches in <mark>",
     description='Words, "quoted phrases", `OR` and `-excluded`, as in a web search. By default a '
     "sentence finds its best partial matches, rare words counting most; `match=all` requires every "
@@ -424,6 +509,7 @@ def search(
 @api.get(
     "/suggest",
     url_name="suggest",
+    auth=SEARCHING,
     summary="Completions of the query's last word from the live vocabulary, most frequent first",
     response={200: Suggestions, **ERRORS},
 )
@@ -438,12 +524,16 @@ def suggest(
 @api.get(
     "/status",
     url_name="status",
+    auth=ADMINISTERING,
     summary="Queues, workers, jobs and throughput now (staff only: it names workers and tasks)",
     response={200: dict[str, Any], 403: schemas.Error, **ERRORS},
 )
 def status(request: HttpRequest) -> HttpResponse:
-    if not (request.user.is_authenticated and request.user.is_staff):
-        raise QuernError("forbidden", "The status is for staff: log in at /admin/ first.", status=403)
+    by_key = isinstance(request.auth, ApiKey)  # an admin key (its scope checked by ADMINISTERING)
+    if not (by_key or (request.user.is_authenticated and request.user.is_staff)):
+        raise QuernError(
+            "forbidden", "The status is for staff: log in at /admin/ first, or use an admin key.", status=403
+        )
     return _json(JSON_OBJECT.dump_json(snapshot()))
 
 

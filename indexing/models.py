@@ -260,3 +260,31 @@ class Backfill(models.Model):
 
     def __str__(self) -> str:
         return f"Backfill #{self.pk} ({self.status}, {self.submitted}/{self.total})"
+
+
+class Scope(models.TextChoices):
+    """What an API key may do; `admin` may do everything."""
+
+    SEARCH = "search", "search: /api/search, /api/suggest"
+    SUBMIT = "submit", "submit: POST /api/documents, and read jobs and documents"
+    MANAGE = "manage", "manage: cancel, retry, re-index, backfills, and read jobs and documents"
+    ADMIN = "admin", "admin: everything, /api/status too"
+
+
+class ApiKey(models.Model):
+    """A key for the API, stored as the SHA-256 of its secret (shown once, when it is made)."""
+
+    name = models.CharField(max_length=100, help_text="Who or what uses it, e.g. 'nightly importer'.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False, help_text="Shown; names the key.")
+    digest = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    revoked = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

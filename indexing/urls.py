@@ -1,5 +1,6 @@
 """The web pages."""
 
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from indexing import views
@@ -12,4 +13,6 @@ urlpatterns = [
     path("jobs/<int:job_id>/retry", views.job_retry, name="job-retry"),
     path("search/", views.search, name="search"),
     path("status/", views.status, name="status"),
+    path("login/", auth_views.LoginView.as_view(template_name="indexing/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import io
+from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from indexing import pipeline, schemas
+from indexing import access, pipeline, schemas
 from indexing.errors import QuernError
 from indexing.forms import UploadForm
 from indexing.models import Job, Source
@@ -27,6 +29,22 @@ class HttpResponseSeeOther(HttpResponseRedirect):
     status_code = 303
 
 
+def login_when_required(view=None, *, public=lambda: False):
+    """With keys required (production), a page needs a Django login, unless `public()` says not."""
+
+    def wrap(view):
+        @wraps(view)
+        def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if access.required() and not public() and not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            return view(request, *args, **kwargs)
+
+        return guarded
+
+    return wrap(view) if view else wrap
+
+
+@login_when_required
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "indexing/upload.html", {"form": UploadForm()})
@@ -56,6 +74,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     return render(request, "indexing/upload.html", {"form": form}, status=400)
 
 
+@login_when_required
 def job_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(Job.objects.select_related("document"), settings.QUERN_PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -63,6 +82,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render(request, "indexing/job_list.html", {"page": page})
 
 
+@login_when_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("document"), pk=job_id)
     return render(
@@ -72,6 +92,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     )
 
 
+@login_when_required
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     """The job page's Cancel button (POST): the job ends cancelled; back to its page."""
     if request.method != "POST":
@@ -85,6 +106,7 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     return HttpResponseSeeOther(reverse("job-detail", args=[job_id]))
 
 
+@login_when_required
 def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     """The job page's Retry button (POST): a new job over the same input; to its page."""
     if request.method != "POST":
@@ -99,6 +121,7 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     return HttpResponseSeeOther(job.get_absolute_url())
 
 
+@login_when_required(public=lambda: settings.QUERN_PUBLIC_SEARCH)
 def search(request: HttpRequest) -> HttpResponse:
     typed = request.GET.get("q", "")  # as typed: a space after the last word says it is finished
     q = typed.strip()
@@ -132,3 +155,8 @@ def search(request: HttpRequest) -> HttpResponse:
 def status(request: HttpRequest) -> HttpResponse:
     """The live view: the page fetches GET /api/status every few seconds and redraws itself."""
     return render(request, "indexing/status.html", {"snapshot": snapshot()})
+
+
+def access_mode(request: HttpRequest) -> dict:
+    """Every page says when it is open to anyone (keys not required: the embedded first try)."""
+    return {"quern_open": not access.required()}

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from indexing import broker
@@ -35,12 +36,31 @@ QUERN_DATA_DIR = Path(os.environ.get("QUERN_DATA_DIR", BASE_DIR / "var")).resolv
 # clone with DATABASE_URL set nothing else had created it (the beat crashed; reconcile never ran).
 QUERN_DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "quern-insecure-development-key-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        # A fixed fallback would let anyone who read this file forge sessions and CSRF tokens.
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. With DJANGO_DEBUG off Quern needs a secret of its own: "
+            "export DJANGO_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
+    SECRET_KEY = "quern-insecure-development-key-for-debug-only"
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h
 ]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# HTTPS (on by default in production): plain HTTP is redirected, cookies are sent over HTTPS only,
+# and browsers are told to keep to HTTPS (HSTS). Behind a proxy that ends TLS, set
+# QUERN_TRUSTED_PROXIES so its X-Forwarded-Proto is believed. DJANGO_HTTPS=0 for plain HTTP (a
+# machine's own loopback, the benchmarks).
+HTTPS = env_bool("DJANGO_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# W021 asks for HSTS preload: a listing in browsers that is hard to undo, the site owner's choice.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -69,6 +89,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "project.urls"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "upload"
+LOGOUT_REDIRECT_URL = "login"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -79,6 +102,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "indexing.views.access_mode",
             ],
         },
     },
@@ -170,6 +194,19 @@ QUERN_MAX_CHUNK_ATTEMPTS = env_int("QUERN_MAX_CHUNK_ATTEMPTS", 3)
 # Backpressure (indexing/pipeline/backpressure.py): past this much waiting work (jobs not yet split +
 # chunks not yet indexed) new submissions are refused with 503 + Retry-After.
 QUERN_MAX_WAITING = env_int("QUERN_MAX_WAITING", 2000)
+# Who may call: API keys (indexing.access). Off in the embedded first try (DEBUG on), which says
+# so on every page and at start; on in production unless turned off on purpose.
+QUERN_REQUIRE_KEYS = env_bool("QUERN_REQUIRE_KEYS", not DEBUG)
+# Searching (page and API) without a login or key, for a public index.
+QUERN_PUBLIC_SEARCH = env_bool("QUERN_PUBLIC_SEARCH", False)
+# Requests per key and per client address ("N/s", "N/m", "N/h"; "" for none): past them, 429 with
+# Retry-After. The address's counts every request, so a flood of bad keys is held too.
+QUERN_RATE_PER_KEY = os.environ.get("QUERN_RATE_PER_KEY", "100/s" if QUERN_REQUIRE_KEYS else "")
+# Proxies in front of the web server whose X-Forwarded-For is believed (0: the caller's own address).
+QUERN_TRUSTED_PROXIES = env_int("QUERN_TRUSTED_PROXIES", 0)
+if QUERN_TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+QUERN_RATE_PER_ADDRESS = os.environ.get("QUERN_RATE_PER_ADDRESS", "200/s" if QUERN_REQUIRE_KEYS else "")
 QUERN_RETRY_AFTER = env_int("QUERN_RETRY_AFTER", 30)  # seconds, the Retry-After of a refusal
 # Backfills feed new jobs only while waiting work is below this share of QUERN_MAX_WAITING, so
 # interactive submissions keep room (indexing/pipeline/backfills.py).

@@ -1,0 +1,125 @@
+"""make run's supervisor: start the Procfile's processes, restart any that ends, stop them all on
+Ctrl-C or SIGTERM.
+
+    python scripts/supervise.py web worker consumer
+
+One process dying (a killed worker, a consumer that lost its database) must not stop the
+others, so each is started again after a pause that grows while it keeps failing (1 s, 2 s, …
+30 s; back to 1 s once it has run for a minute). Each runs in a process group of its own;
+stopping sends SIGTERM to every group and SIGKILL to what is left 5 s later. Output lines are
+prefixed with the process's name, as honcho did.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_GRACE = 5.0
+STEADY = 60.0  # seconds of running after which a restart starts from the shortest pause again
+PAUSES = (1, 2, 4, 8, 16, 30)
+
+
+def procfile(path: Path) -> dict[str, str]:
+    entries = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+class Supervised:
+    def __init__(self, name: str, command: str, width: int, out_lock: threading.Lock) -> None:
+        self.name, self.command, self.width, self.out_lock = name, command, width, out_lock
+        self.popen: subprocess.Popen | None = None
+        self.started = 0.0
+        self.failures = 0
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.popen = subprocess.Popen(
+            ["bash", "-c", f"exec {self.command}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: a signal to it reaches its children too
+        )
+        self.say(f"started with pid {self.popen.pid}")
+        threading.Thread(target=self._pipe, args=(self.popen,), daemon=True).start()
+
+    def _pipe(self, popen: subprocess.Popen) -> None:
+        for raw in popen.stdout:
+            self.say(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def say(self, text: str) -> None:
+        with self.out_lock:
+            sys.stdout.write(f"{time.strftime('%H:%M:%S')} {self.name.ljust(self.width)} | {text}\n")
+            sys.stdout.flush()
+
+    def pause(self) -> float:
+        """After it ended: how long to wait before starting it again."""
+        if time.monotonic() - self.started > STEADY:
+            self.failures = 0
+        pause = PAUSES[min(self.failures, len(PAUSES) - 1)]
+        self.failures += 1
+        return pause
+
+    def signal(self, signum: int) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+def main(names: list[str]) -> int:
+    entries = procfile(ROOT / "Procfile")
+    unknown = [n for n in names if n not in entries]
+    if unknown:
+        print(f"Not in the Procfile: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    lock = threading.Lock()
+    width = max(len(n) for n in names)
+    processes = [Supervised(n, entries[n], width, lock) for n in names]
+    stopping = threading.Event()
+
+    def stop(signum, _frame) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for process in processes:
+        process.start()
+    restart_at: dict[str, float] = {}
+    while not stopping.is_set():
+        for process in processes:
+            if process.name in restart_at:
+                if time.monotonic() >= restart_at[process.name]:
+                    del restart_at[process.name]
+                    process.start()
+            elif process.popen.poll() is not None:
+                pause = process.pause()
+                process.say(f"ended with code {process.popen.returncode}; starting it again in {pause} s")
+                restart_at[process.name] = time.monotonic() + pause
+        stopping.wait(0.2)
+    for process in processes:
+        process.say("stopping")
+        process.signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    while time.monotonic() < deadline and any(p.popen.poll() is None for p in processes):
+        time.sleep(0.1)
+    for process in processes:
+        process.signal(signal.SIGKILL)
+        process.popen.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
