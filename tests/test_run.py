@@ -1,5 +1,6 @@
-"""`make run` as a new user meets it: the web app and a worker index a document, and SIGTERM to
-its process group stops everything within seconds, leaving no process behind."""
+"""`make run` as a new user meets it: the web app and a worker index a document, a worker that
+dies is started again while the web goes on, and SIGTERM to its process group stops everything
+within seconds, leaving no process behind."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +50,19 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
+def _process_with(root: int, word: str) -> int:
+    """The topmost process below `root` whose command line has `word` (the supervised one)."""
+    for pid in sorted(_descendants(root)):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if word.encode() in cmdline and parent == root:
+            return pid
+    raise AssertionError(f"no {word} process below {root}")
+
+
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -56,8 +71,8 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-@pytest.mark.timeout(120)
-def test_make_run_indexes_a_document_and_sigterm_stops_every_process(tmp_path):
+@pytest.mark.timeout(240)
+def test_make_run_indexes_restarts_a_dead_worker_and_sigterm_stops_every_process(tmp_path):
     # The embedded default, whatever this test run uses: a broker and database of its own, so its
     # worker never takes the test suite's messages.
     env = {
@@ -96,6 +111,29 @@ def test_make_run_indexes_a_document_and_sigterm_stops_every_process(tmp_path):
         # The production server serves the pages' static files itself (no runserver, no DEBUG needed).
         status, css = _get(f"{base}/static/quern.css")
         assert status == 200 and css
+        assert b"Open mode: no API key or login is asked" in log_path.read_bytes()
+
+        # The worker's main process killed: the supervisor starts it again, the web goes on, and
+        # a document submitted meanwhile is indexed by the new worker.
+        worker_main = _process_with(run.pid, "celery")
+        os.kill(worker_main, signal.SIGKILL)
+        wait_for(lambda: b"ended with code -9" in log_path.read_bytes(), timeout=10, message="the death seen")
+        assert _get(f"{base}/")[0] == 200
+        request = urllib.request.Request(
+            f"{base}/api/documents",
+            data=json.dumps({"name": "again.txt", "content": "a second egret\n"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            again = json.loads(response.read())
+        wait_for(lambda: log_path.read_bytes().count(b" ready.") >= 2, timeout=60, message="the new worker")
+        wait_for(
+            lambda: (
+                json.loads(_get(f"{base}/api/jobs/{again['id']}")[1] or b"{}").get("status") == "succeeded"
+            ),
+            timeout=90,
+            message="the job submitted while the worker was down to succeed",
+        )
         assert b"Open queue off" in log_path.read_bytes()
     finally:
         started = {run.pid} | _descendants(run.pid)
