@@ -537,6 +537,27 @@ def test_while_the_backpressure_hook_says_no_messages_stay_on_the_queue_untouche
     assert _counts(broker) == (0, 0, 1)
 
 
+def test_while_the_database_cannot_answer_the_gate_the_consumer_waits_and_then_takes_them(
+    broker, in_process_consumer, monkeypatch
+):
+    from django.db import OperationalError
+
+    database = {"up": False}
+
+    def gate() -> bool:
+        if not database["up"]:
+            raise OperationalError("the database system is starting up")
+        return True
+
+    monkeypatch.setattr(open_queue, "accepting_submissions", gate)
+    broker.submit({"name": "restart.txt", "content": "still here\n"})
+    _run_until_quiet(in_process_consumer)  # does not die
+    assert _counts(broker) == (1, 0, 0)
+    database["up"] = True
+    _run_until_quiet(in_process_consumer)
+    assert _counts(broker) == (0, 0, 1)
+
+
 def test_a_passing_database_error_puts_the_message_back_and_it_is_taken_later(
     broker, in_process_consumer, monkeypatch
 ):

@@ -83,9 +83,19 @@ class SubmitConsumer(ConsumerProducerMixin):
             # At least once a second: re-checks the gate, and keeps the publishing connection's
             # heartbeats going (kombu only checks the consuming one).
             self.gate_checked = now
-            self._set_paused(not self.accepting())
+            self._set_paused(not self._gate_open())
             if self._producer_connection is not None:
                 self._producer_connection.heartbeat_check()
+
+    def _gate_open(self) -> bool:
+        """The backpressure hook; closed while the database cannot answer it (a restart), so the
+        consumer waits with the messages on the queue instead of dying."""
+        try:
+            return self.accepting()
+        except (OperationalError, InterfaceError):
+            logger.warning("The database is not answering; submissions wait on the queue", exc_info=True)
+            close_old_connections()
+            return False
 
     def _set_paused(self, paused: bool, *, force: bool = False) -> None:
         if paused == self.paused and not force:
@@ -106,7 +116,7 @@ class SubmitConsumer(ConsumerProducerMixin):
 
     def _take_batch(self) -> None:
         batch, self.pending = self.pending, []
-        if not self.accepting():
+        if not self._gate_open():
             self._set_paused(True)  # cancel first, so the broker does not hand them straight back
             for message in batch:
                 message.requeue()  # back on quern.submit as they were; taken when the gate opens
