@@ -132,12 +132,16 @@ def search(request: HttpRequest) -> HttpResponse:
     except ValueError:
         page_number = 1
     offset = (page_number - 1) * per_page
-    results = None
+    results, error = None, None
     if q:
-        searched = search_records(typed, limit=per_page, offset=offset, match_all=match == Match.ALL)
-        results = SearchResults.of(q, searched, match=match, limit=per_page, offset=offset)
-        results = results.model_dump(mode="json")
-    context = {"q": q, "match": match.value, "results": results, "page_number": page_number}
+        try:
+            searched = search_records(typed, limit=per_page, offset=offset, match_all=match == Match.ALL)
+        except QuernError as refused:  # e.g. a query past QUERN_MAX_QUERY_CHARS
+            error = refused.message
+        else:
+            results = SearchResults.of(q, searched, match=match, limit=per_page, offset=offset)
+            results = results.model_dump(mode="json")
+    context = {"q": q, "match": match.value, "results": results, "page_number": page_number, "error": error}
     if results:
         # Past an estimated total, only the ranked candidates can be paged through.
         shown = results["total"] if results["total_exact"] else min(results["total"], CANDIDATES)

@@ -229,3 +229,15 @@ def test_production_settings_pass_the_deploy_check():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["word " * 70, "x" * 1001], ids=["too many words", "too many characters"])
+def test_a_query_past_its_bounds_gets_a_clear_400_on_the_api_and_the_page(client, query):
+    response = client.get("/api/search", {"q": query})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "query_too_long" and "QUERN_MAX_QUERY_" in error["message"]
+    page = client.get("/search/", {"q": query})
+    assert page.status_code == 200 and b"QUERN_MAX_QUERY_" in page.content
+    assert client.get("/api/suggest", {"q": query}).status_code == 400

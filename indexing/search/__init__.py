@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 
+from django.conf import settings
 from django.db import connection
 
+from indexing.errors import QuernError
 from indexing.query import (
     CANDIDATE_WORDS,
     CANDIDATES,
@@ -20,6 +23,7 @@ from indexing.query import (
     wants_correction,
     words_to_check,
 )
+from indexing.text import WORD
 
 from .base import Hit, SearchBackend, SearchPage, Unsupported
 
@@ -70,10 +74,29 @@ def lookup(backend: SearchBackend, words: list[str], prefix: str | None) -> Look
     return Lookup(matches, close, completions)
 
 
+def check_query(text: str) -> None:
+    """A query, not a document: past QUERN_MAX_QUERY_CHARS or QUERN_MAX_QUERY_TERMS words, a
+    QuernError that says so (400) rather than a slow search of what was surely pasted by mistake."""
+    chars, terms = settings.QUERN_MAX_QUERY_CHARS, settings.QUERN_MAX_QUERY_TERMS
+    if len(text) > chars:
+        raise QuernError(
+            "query_too_long",
+            f"The query is {len(text):,} characters long; at most {chars:,} (QUERN_MAX_QUERY_CHARS). "
+            "Search for its key words.",
+        )
+    count = sum(1 for _ in islice(WORD.finditer(text), terms + 1))
+    if count > terms:
+        raise QuernError(
+            "query_too_long",
+            f"The query has more than {terms} words (QUERN_MAX_QUERY_TERMS); search for its key words.",
+        )
+
+
 def search(
     text: str, *, limit: int, offset: int = 0, document_id: int | None = None, match_all: bool = False
 ) -> Searched:
     """Live records for what a person typed (parsed, never pasted into SQL), best first, timed."""
+    check_query(text)
     started = time.perf_counter()
     backend = get_backend()
     query = parse_query(text)
@@ -103,6 +126,7 @@ def _counts(found: Lookup) -> dict[str, int]:
 
 
 def suggest(text: str, *, limit: int) -> list[str]:
+    check_query(text)
     """Completions of the last word of `text` from the live vocabulary, most frequent first."""
     query = parse_query(text)
     if not query.prefix or len(query.prefix) < MIN_PREFIX:
