@@ -76,7 +76,15 @@ def sniff_delimiter(header_text: str) -> str:
 
 def _read_header(text: str, line: int) -> tuple[list[str], dict[str, Any]]:
     dialect = {"delimiter": sniff_delimiter(text), "quotechar": '"'}
-    names = [name.strip() for name in next(csv.reader([text], **dialect))]
+    try:
+        names = [name.strip() for name in next(csv.reader([text], **dialect))]
+    except csv.Error as exc:  # e.g. a lone carriage return inside an unquoted name
+        raise ParseError(
+            "csv_header",
+            f"The header row (line {line}) cannot be read as CSV: {exc}. The first line must name "
+            "every column, e.g. id,title,text.",
+            line=line,
+        ) from None
     seen: dict[str, int] = {}
     for column, name in enumerate(names, 1):
         if not name:

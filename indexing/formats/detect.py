@@ -113,7 +113,7 @@ def _looks_like_jsonl(text: str) -> bool:
     for line in lines:
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
         if not isinstance(value, dict):
             return False

@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from indexing.formats.encoding import Utf8Source, decode_chunk
 from indexing.formats.jsonl import describe_json
 from indexing.formats.outline import Outline
-from indexing.formats.records import ParsedRecord, ParseError, RecordError, record_from_object
+from indexing.formats.records import (
+    ParsedRecord,
+    ParseError,
+    RecordError,
+    record_from_object,
+    too_deep_error,
+)
 
 _TOKEN = re.compile(rb"[^ \t\r\n]")
 _STRING_STOP = re.compile(rb'["\\]')
@@ -223,7 +229,7 @@ def parse_elements(
         counted = pos
         try:
             value, end = decode(text, pos)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # the slow path names the element at fault
             end = -1
         if end >= 0:
             gap = skip(text, end)
@@ -253,6 +259,8 @@ def _parse_slowly(
         counted = start
         try:
             value = json.loads(rest[start:end])
+        except RecursionError:
+            errors.append(too_deep_error(f"Element {ordinal + 1:,} (line {line:,})", line, ordinal))
         except json.JSONDecodeError as exc:
             at = line + exc.lineno - 1
             errors.append(

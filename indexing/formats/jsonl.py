@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from indexing.formats.encoding import ASCII_SPACE, Utf8Source, decode_chunk
 from indexing.formats.outline import Outline
-from indexing.formats.records import ParsedRecord, RecordError, record_from_object
+from indexing.formats.records import ParsedRecord, RecordError, record_from_object, too_deep_error
 
 
 def split_units(source: Utf8Source, outline: Outline) -> Iterator[tuple[int, int]]:
@@ -31,6 +31,10 @@ def parse_lines(
             continue
         try:
             obj = loads(line)
+        except RecursionError:
+            errors.append(too_deep_error(f"Line {number:,}", number, ordinal))
+            ordinal += 1
+            continue
         except json.JSONDecodeError as exc:
             errors.append(
                 RecordError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,3 +83,14 @@ def record_from_object(ordinal: int, obj: dict[str, Any]) -> ParsedRecord:
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def too_deep_error(what: str, line: int, ordinal: int) -> RecordError:
+    """A record whose JSON nests past what the parser can follow: an error for that record alone."""
+    return RecordError(
+        "json_too_deep",
+        f"{what} is nested too deeply to read (arrays and objects inside each other, about "
+        f"{sys.getrecursionlimit():,} levels or more); a record needs far fewer.",
+        line=line,
+        record=ordinal,
+    )
