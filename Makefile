@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 NODE_STAMP := examples/node_modules/.installed
 
-.PHONY: run test test-unit lint install install-test install-bench migrate worker web bench bench-pg bench-relevance clean
+.PHONY: run test test-unit lint install install-test install-bench migrate worker web bench bench-pg bench-relevance faults clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,14 @@ bench-pg: install-bench
 ## SMART collection.
 bench-relevance: install-bench
 	$(BIN)/python -m bench relevance $(BENCH_ARGS)
+
+## make faults: break one part at a time (pool processes, the worker host, RabbitMQ, PostgreSQL, a
+## task delivered twice) while a 200-chunk job runs on make run's processes over PostgreSQL +
+## RabbitMQ, count what is left and print the table; exit 1 if a row is not as expected. It stops
+## and starts this machine's RabbitMQ and PostgreSQL (rabbitmqctl, pg_ctlcluster: run as root).
+## FAULTS_ARGS="--only pool,postgres" for some.
+faults: install-bench
+	$(BIN)/python -m bench faults $(FAULTS_ARGS)
 
 ## make bench-chart: docs/chunk-size.png from the latest results files that swept chunk sizes.
 bench-chart: install-bench

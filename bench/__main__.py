@@ -753,6 +753,10 @@ def markdown(paths: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["faults"]:
+        from bench import faults
+
+        return faults.main(argv[1:])
     if argv[:1] == ["relevance"]:
         from bench import relevance  # its reference (bm25s) is only needed here
 
