@@ -231,6 +231,20 @@ def fault_postgres(stack: Stack, csv: Path) -> Row:
     )
 
 
+def fault_postgres_restart(stack: Stack, csv: Path) -> Row:
+    job = submit(stack, csv)
+    wait_progress(job, 20)
+    _pg("restart")
+    alive = [name for name in ("web", "worker", "consumer") if stack.processes[name].popen.poll() is None]
+    return check(
+        "PostgreSQL restarted",
+        "database restarted mid-job (about 3 s)",
+        job,
+        len(alive) == 3,
+        f"alive after: {', '.join(alive)}",
+    )
+
+
 def fault_duplicate(stack: Stack, csv: Path) -> Row:
     from celery import Celery
 
@@ -256,6 +270,7 @@ FAULTS = {
     "host": fault_host,
     "duplicate": fault_duplicate,
     "rabbitmq": fault_rabbitmq,
+    "postgres-restart": fault_postgres_restart,
     "postgres": fault_postgres,
 }
 
