@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.stack import ROOT, Stack, mode_env, recreate_database
 
-ALL = ("ingest", "floor", "naive", "search", "tts", "small", "amqp", "archive", "memory", "chunks")
+ALL = ("ingest", "floor", "naive", "search", "tts", "small", "amqp", "archive", "load", "memory", "chunks")
 DEFAULT_CHUNK_SIZES = (100, 300, 1000, 3000, 5000, 10000, 20000, 50000)
 TARGETS = {
     # search_rps_before: 8 clients' requests/s through the API before issue 11 (docs/bench/*.json).
@@ -224,6 +224,11 @@ def run(args) -> dict:
             results["archive"] = entry
             print_archive(results)
 
+        if "load" in only:
+            queries = [q.strip() for q in (corpus / "queries.txt").read_text().splitlines() if q.strip()]
+            results["load"] = w.load_once(stack, sentences.paths[0], queries, args.load_seconds)
+            print_load(results)
+
         if "chunks" in only:
             results["chunk_sizes"] = {}
             sizes = [int(s) for s in args.chunk_sizes.split(",")]
@@ -423,6 +428,29 @@ def print_archive(r: dict) -> None:
     )
 
 
+def print_load(r: dict) -> None:
+    d = r["load"]
+    table(
+        f"Load: {d['clients']} clients submitting one-record documents and {d['clients']} searching, "
+        f"{d['seconds']:.0f} s, against make run's gunicorn and 2 worker processes",
+        ["", "answers by status", "per s", "after"],
+        [
+            [
+                "submit",
+                ", ".join(f"{k}: {v:,}" for k, v in sorted(d["statuses"]["submit"].items())),
+                f"{d['accepted_per_s']:,.0f} accepted",
+                f"{d['succeeded']:,} of {d['accepted']:,} accepted succeeded",
+            ],
+            [
+                "search",
+                ", ".join(f"{k}: {v:,}" for k, v in sorted(d["statuses"]["search"].items())),
+                f"{d['searches_per_s']:,.0f}",
+                f"p50 {d['search_p50_ms']:.0f} ms, p95 {d['search_p95_ms']:.0f} ms",
+            ],
+        ],
+    )
+
+
 def print_tts(r: dict) -> None:
     t = r["time_to_searchable"]
     table(
@@ -466,6 +494,7 @@ def print_all(r: dict) -> None:
         ("small_documents", print_small),
         ("amqp_documents", print_amqp),
         ("archive", print_archive),
+        ("load", print_load),
         ("chunk_sizes", print_chunks),
         ("memory", print_memory),
     ):
@@ -556,6 +585,22 @@ def verdicts(r: dict) -> list[tuple[str, str, bool]]:
                 f"{a['members']:,} HTML pages as one archive >= 0.5x the floor",
                 f"{ratio:.2f}x, {failed} failed",
                 ratio >= 0.5 and not failed,
+            )
+        )
+    if "load" in r:
+        d = r["load"]
+        out.append(
+            (
+                "load: no answer but 2xx / 503 / 429",
+                f"{d['undesigned']} other answers",
+                d["undesigned"] == 0,
+            )
+        )
+        out.append(
+            (
+                "load: every accepted job succeeded",
+                f"{d['succeeded']:,} of {d['accepted']:,}",
+                d["succeeded"] == d["accepted"],
             )
         )
     if "memory" in r:
@@ -787,6 +832,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--amqp-documents", type=int, default=100_000, help="one-record messages to quern.submit (amqp, pg)"
     )
+    parser.add_argument("--load-seconds", type=float, default=300, help="how long the load run lasts")
     parser.add_argument("--search-rounds", type=int, default=10, help="passes over the query set (1 client)")
     parser.add_argument("--tts-tries", type=int, default=50)
     parser.add_argument("--memory-bytes", type=int, default=2**30)

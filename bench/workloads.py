@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -624,4 +625,80 @@ def archive_once(stack: Stack, archive: Path, members: int) -> dict:
         "posting_seconds": posted,
         "records": Record.objects.filter(job_id__in=ids).count(),
         "statuses": statuses,
+    }
+
+
+# --- load: a crowd submitting and a crowd searching at once ----------------------------------
+
+
+def load_once(stack: Stack, source: Path, queries: list[str], seconds: float, clients: int = 50) -> dict:
+    """`clients` threads submitting one-record documents and `clients` searching, for `seconds`:
+    every answer's status counted (202/200 and the designed 503/429 only), search latencies, and
+    afterwards every accepted job's end."""
+    prefix = f"load-{uuid.uuid4().hex[:8]}-"
+    lines = source.read_text().splitlines()[1:]
+    statuses: dict[str, dict[int, int]] = {"submit": {}, "search": {}}
+    latencies: list[float] = []
+    accepted = 0
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def count(kind: str, status: int) -> None:
+        with lock:
+            statuses[kind][status] = statuses[kind].get(status, 0) + 1
+
+    def submitter(n: int) -> None:
+        nonlocal accepted
+        client, i = Client(stack.port), 0
+        while time.monotonic() < stop:
+            line = lines[(n * 100_003 + i) % len(lines)]
+            doc = {
+                "name": f"{prefix}{n}-{i}.csv",
+                "content": f"id,source,ref,text\n{line}\n",
+                "format": "csv",
+            }
+            status, _ = client.request(
+                "POST", "/api/documents", json.dumps(doc), {"Content-Type": "application/json"}
+            )
+            count("submit", status)
+            if status == 202:
+                with lock:
+                    accepted += 1
+            elif status in (429, 503):
+                time.sleep(1)  # a client told "busy" comes back later
+            i += 1
+
+    def searcher(n: int) -> None:
+        client, i = Client(stack.port), n
+        while time.monotonic() < stop:
+            q = urllib.parse.quote(queries[i % len(queries)])
+            started = time.perf_counter()
+            status, _ = client.request("GET", f"/api/search?q={q}")
+            took = time.perf_counter() - started
+            count("search", status)
+            if status == 200:
+                with lock:
+                    latencies.append(took)
+            i += 1
+
+    with ThreadPoolExecutor(2 * clients) as pool:
+        work = [pool.submit(submitter, n) for n in range(clients)] + [
+            pool.submit(searcher, n) for n in range(clients)
+        ]
+        for done in work:
+            done.result()
+    ended = wait_named(prefix, accepted, timeout=1800)
+    designed = {202, 200, 429, 503}
+    return {
+        "seconds": seconds,
+        "clients": clients,
+        "statuses": {k: {str(s): n for s, n in v.items()} for k, v in statuses.items()},
+        "undesigned": sum(n for v in statuses.values() for s, n in v.items() if s not in designed),
+        "accepted": accepted,
+        "succeeded": ended["statuses"].get("succeeded", 0),
+        "searches": len(latencies),
+        "search_p50_ms": _percentile(latencies, 50) * 1000 if latencies else None,
+        "search_p95_ms": _percentile(latencies, 95) * 1000 if latencies else None,
+        "searches_per_s": len(latencies) / seconds,
+        "accepted_per_s": accepted / seconds,
     }
