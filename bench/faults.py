@@ -114,6 +114,9 @@ def check(fault: str, happened: str, job_id: int, extra_ok: bool = True, extra: 
     counted = f"job {status}; {records:,} of {RECORDS:,} records; {duplicates} duplicates" + (
         f"; {extra}" if extra else ""
     )
+    if status != "succeeded":
+        errors = job_state(job_id)["errors"]
+        counted += f"; its error: {errors[-1]['code'] if errors else 'none'}"
     return Row(fault, happened, counted, ok)
 
 
@@ -139,7 +142,7 @@ def fault_pool(stack: Stack, csv: Path) -> Row:
                 kills += 1
             except ProcessLookupError:
                 pass
-        time.sleep(random.uniform(0.1, 0.5))
+        time.sleep(random.uniform(0.2, 0.8))  # random moments across the job, not a barrage
     return check("SIGKILL of pool processes", f"{kills} pool processes killed at random moments", job)
 
 

@@ -305,6 +305,19 @@ def submit_documents(
     )
 
 
+def _may_replace(request: HttpRequest, replace: int | None) -> None:
+    """A new version of an existing document overwrites what others submitted: `manage`, not
+    `submit` alone."""
+    key = getattr(request, "auth", None)
+    if replace is not None and isinstance(key, ApiKey) and not {Scope.MANAGE, Scope.ADMIN} & set(key.scopes):
+        raise QuernError(
+            "forbidden",
+            f"API key {key.prefix}… may {', '.join(key.scopes)}; replacing document {replace} needs "
+            "the scope manage.",
+            status=403,
+        )
+
+
 def _with_key(data: dict[str, Any], key: str | None) -> dict[str, Any]:
     return data if key is None else {**data, "idempotency_key": key}
 
@@ -317,6 +330,7 @@ def _submit_files(request: HttpRequest, key: str | None) -> HttpResponse:
         name: request.POST.get(name) for name in ("name", "format", "encoding", "chunk_size", "replace")
     }
     options = validated(schemas.SubmitMultipart, _with_key(fields, key))
+    _may_replace(request, options.replace)
     if len(files) > 1 and options.replace is not None:
         raise QuernError("bad_parameter", "replace takes one file at a time.")
     if len(files) > 1 and options.idempotency_key is not None:
@@ -343,6 +357,7 @@ def _submit_files(request: HttpRequest, key: str | None) -> HttpResponse:
 
 def _submit_json(request: HttpRequest, key: str | None) -> HttpResponse:
     submission = validated(schemas.SubmitJson, _with_key(parse_json_object(request.body), key))
+    _may_replace(request, submission.replace)
     return _accepted(_submitted(submission))
 
 
@@ -376,6 +391,8 @@ def _submit_json_lines(request: HttpRequest) -> HttpResponse:
             submissions.append(validated(schemas.SubmitJson, parse_json_object(line)))
         except QuernError as error:
             raise QuernError(error.code, f"Line {number}: {error.message}", line=number) from None
+    for submission in submissions:
+        _may_replace(request, submission.replace)
     with transaction.atomic():  # all the documents or none
         if any(s.replace is not None or is_archive(s.name) for s in submissions):
             jobs = [job for submission in submissions for job in _submitted(submission)]
@@ -385,7 +402,9 @@ def _submit_json_lines(request: HttpRequest) -> HttpResponse:
             )
             for number, result in enumerate(results, start=1):
                 if isinstance(result, QuernError):
-                    raise QuernError(result.code, f"Line {number}: {result.message}", line=number)
+                    raise QuernError(
+                        result.code, f"Line {number}: {result.message}", line=number, status=result.status
+                    )
             jobs = results
     return _accepted(jobs)
 

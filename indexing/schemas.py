@@ -410,6 +410,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise QuernError("invalid_json", f"The body is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise QuernError(
+            "invalid_json", "The body nests arrays or objects too deeply to read; a document needs far fewer."
+        ) from None
     if not isinstance(data, dict):
         raise QuernError("invalid_json", "The body must be a JSON object with name and content.")
     return data

@@ -25,7 +25,8 @@ echo "Quern is starting: http://$HOST:$PORT/  (admin: http://$HOST:$PORT/admin/ 
 echo "  .venv/bin/python manage.py createsuperuser). Press Ctrl-C to stop."
 if [ "$keys" = False ]; then
   echo "Open mode: no API key or login is asked — anyone who can reach http://$HOST:$PORT/ may submit,"
-  echo "  cancel and search. Before putting it on a network: DJANGO_DEBUG=0 (keys and logins required)."
+  echo "  cancel and search. Before putting it on a network: DJANGO_DEBUG=0 (keys and logins required;"
+  echo "  HTTPS too: behind a TLS proxy, or DJANGO_HTTPS=0 for plain HTTP)."
 fi
 # shellcheck disable=SC2086  # the process names are words
 exec $BIN/python scripts/supervise.py $processes

@@ -72,11 +72,21 @@ class Supervised:
         return pause
 
     def signal(self, signum: int) -> None:
-        if self.popen is not None and self.popen.poll() is None:
+        """To its whole group, even once its leader has ended: a dead worker's pool processes, a
+        dead gunicorn's workers must not outlive it (nor hold its port)."""
+        if self.popen is not None:
             try:
                 os.killpg(self.popen.pid, signum)
             except ProcessLookupError:
                 pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def main(names: list[str]) -> int:
@@ -93,8 +103,8 @@ def main(names: list[str]) -> int:
     def stop(signum, _frame) -> None:
         stopping.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: the terminal closed
+        signal.signal(signum, stop)
     for process in processes:
         process.start()
     restart_at: dict[str, float] = {}
@@ -105,6 +115,7 @@ def main(names: list[str]) -> int:
                     del restart_at[process.name]
                     process.start()
             elif process.popen.poll() is not None:
+                process.signal(signal.SIGKILL)  # what its group left behind goes with it
                 pause = process.pause()
                 process.say(f"ended with code {process.popen.returncode}; starting it again in {pause} s")
                 restart_at[process.name] = time.monotonic() + pause
@@ -113,7 +124,7 @@ def main(names: list[str]) -> int:
         process.say("stopping")
         process.signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE
-    while time.monotonic() < deadline and any(p.popen.poll() is None for p in processes):
+    while time.monotonic() < deadline and any(_group_alive(p.popen.pid) for p in processes):
         time.sleep(0.1)
     for process in processes:
         process.signal(signal.SIGKILL)

@@ -241,3 +241,33 @@ def test_a_query_past_its_bounds_gets_a_clear_400_on_the_api_and_the_page(client
     page = client.get("/search/", {"q": query})
     assert page.status_code == 200 and b"QUERN_MAX_QUERY_" in page.content
     assert client.get("/api/suggest", {"q": query}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_replacing_a_document_needs_manage_not_submit_alone(client, keys_required):
+    first = _submit(client, _key("submit")).json()
+    again = {**DOC, "replace": first["document"]["id"]}
+    submit_only = client.post(
+        "/api/documents",
+        json.dumps(again),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {_key('submit')}",
+    )
+    assert submit_only.status_code == 403 and "manage" in submit_only.json()["error"]["message"]
+    assert Job.objects.count() == 1
+    managed = client.post(
+        "/api/documents",
+        json.dumps(again),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {_key('submit', 'manage')}",
+    )
+    assert managed.status_code == 202 and Job.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_body_nested_100000_deep_is_invalid_json_not_a_crash(client, captured_messages):
+    body = b"[" * 100_000 + b"]" * 100_000
+    response = client.post("/api/documents", body, content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+    lines = client.post("/api/documents", body + b"\n", content_type="application/x-ndjson")
+    assert lines.status_code == 400 and lines.json()["error"]["code"] == "invalid_json"

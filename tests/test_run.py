@@ -36,7 +36,7 @@ def _alive(pids: set[int]) -> set[int]:
 
 
 def _descendants(root: int) -> set[int]:
-    """Every process below `root` (honcho starts each of its processes in a session of its own)."""
+    """Every process below `root` (the supervisor starts each of its processes in a session of its own)."""
     children: dict[int, list[int]] = {}
     listing = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
     for line in listing.splitlines():
@@ -143,7 +143,7 @@ def test_make_run_indexes_restarts_a_dead_worker_and_sigterm_stops_every_process
         finally:
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGKILL)
-    # honcho, the web server, the worker and its pool process (and shells between them)
+    # the supervisor, the web server, the worker and its pool process
     assert len(started) >= 4, log_path.read_text()
     wait_for(lambda: not _alive(started), timeout=10, message="every process to be gone")
     assert _get(f"{base}/")[0] == 0

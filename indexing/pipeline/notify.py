@@ -1,8 +1,8 @@
 """A job's end, told: `job.<status>` on quern.events and the end reply to the submitter's reply_to.
 
-Published after the job's end is committed, in a broker transaction, at least once: the job's
+Published after the job's end is committed, with publisher confirms, at least once: the job's
 `events_pending` flag (set in the transaction that ended it) is cleared only after the broker
-committed them; reconcile publishes again whatever is still flagged. Every copy of one event carries
+confirmed; reconcile publishes again whatever is still flagged. Every copy of one event carries
 the same `event_id`, so consumers drop duplicates by it. The body is `schemas.Event`.
 """
 
@@ -37,8 +37,9 @@ def publish_job_end(job_id: int) -> bool:
 
 
 def publish_job_ends(job_ids: list[int]) -> int:
-    """Publish the events (and end replies) of these finished jobs still owed, in one broker
-    transaction; how many were published (0 if the broker did not take them)."""
+    """Publish the events (and end replies) of these finished jobs still owed, read in one query
+    and cleared in one UPDATE once the broker confirmed them all; how many were published (0 if
+    the broker did not take them)."""
     owed = list(Job.objects.select_related("document").filter(pk__in=job_ids, events_pending=True))
     if not owed:  # published already (by the commit hook or another reconcile run)
         return 0
@@ -56,7 +57,7 @@ def publish_job_ends(job_ids: list[int]) -> int:
     try:
         events.publish(messages)
     except Exception:
-        # Any failure (broker down, a refused commit) leaves the flags set: the jobs' ends are
+        # Any failure (broker down, no confirm, a nack) leaves the flags set: the jobs' ends are
         # committed and stay; reconcile publishes the events again later.
         logger.exception(
             "Could not publish the end of %s job(s) from %s; reconcile will publish them again",

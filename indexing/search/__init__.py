@@ -126,8 +126,8 @@ def _counts(found: Lookup) -> dict[str, int]:
 
 
 def suggest(text: str, *, limit: int) -> list[str]:
-    check_query(text)
     """Completions of the last word of `text` from the live vocabulary, most frequent first."""
+    check_query(text)
     query = parse_query(text)
     if not query.prefix or len(query.prefix) < MIN_PREFIX:
         return []
