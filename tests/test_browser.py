@@ -231,3 +231,27 @@ def test_search_page_answers_while_typing_with_partial_matches_and_corrections(
     page.locator("input[name=match]").check()
     expect(page.locator("#result-count")).to_contain_text("1–1 of 1 result")
     page.screenshot(path=str(shots / "search-every-word.png"), full_page=True)
+
+
+def test_with_keys_required_a_page_sends_to_login_and_a_login_opens_it(
+    live_server, transactional_db, page, shots, settings
+):
+    from django.contrib.auth.models import User
+
+    settings.QUERN_REQUIRE_KEYS = True
+    User.objects.create_user("ada", password="pw-for-browser")
+    page.goto(live_server.url + "/jobs/")
+    assert "/login/" in page.url and page.get_by_role("heading", name="Log in").is_visible()
+    assert page.locator(".open-mode").count() == 0
+    page.screenshot(path=str(shots / "8-login.png"), full_page=True)
+    page.get_by_label("User name").fill("ada")
+    page.get_by_label("Password").fill("pw-for-browser")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(live_server.url + "/jobs/")
+    assert page.get_by_role("button", name="Log out ada").is_visible()
+
+
+def test_open_mode_says_so_on_the_page(live_server, page, shots, settings):
+    settings.QUERN_REQUIRE_KEYS = False
+    page.goto(live_server.url + "/")
+    assert "anyone who can reach this server" in page.locator(".open-mode").inner_text()

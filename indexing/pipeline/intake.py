@@ -100,14 +100,7 @@ def submit_many(
         except QuernError as error:
             results.append(error)
             continue
-        document = Document(
-            name=name,
-            format=fields["format"],
-            encoding=fields["encoding"],
-            size=stored.size,
-            sha256=stored.sha256,
-            file=stored.name,
-        )
+        document = _new_document(stored, name, fields)
         job = Job(size=stored.size, sha256=stored.sha256, file=stored.name, **fields)
         unsaved.append((document, job))
         results.append(job)
@@ -143,6 +136,18 @@ def _stored(item: Incoming, *, source: str, gunzip: bool) -> tuple[StoredFile, s
         "metadata": options.metadata or {},
     }
     return stored, name, fields
+
+
+def _new_document(stored: StoredFile, name: str, fields: dict[str, Any]) -> Document:
+    """A new document (unsaved) over stored bytes, as its first job's fields describe them."""
+    return Document(
+        name=name,
+        format=fields["format"],
+        encoding=fields["encoding"],
+        size=stored.size,
+        sha256=stored.sha256,
+        file=stored.name,
+    )
 
 
 def _create_many(unsaved: list[tuple[Document, Job]]) -> None:
@@ -220,14 +225,8 @@ def _create_job(stored: StoredFile, *, name: str, replace: int | None, **fields:
                     "no_such_document", f"There is no document {replace} to replace.", status=404
                 )
         else:
-            document = Document.objects.create(
-                name=name,
-                format=fields["format"],
-                encoding=fields["encoding"],
-                size=stored.size,
-                sha256=stored.sha256,
-                file=stored.name,
-            )
+            document = _new_document(stored, name, fields)
+            document.save()
         job = Job.objects.create(
             document=document, size=stored.size, sha256=stored.sha256, file=stored.name, **fields
         )

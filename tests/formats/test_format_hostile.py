@@ -4,35 +4,24 @@ exception (a RecursionError reads like a crash and fails the job as internal_err
 
 from __future__ import annotations
 
-import io
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexing.formats import FORMATS, ParseError, parse_chunk, split_document
+from indexing.formats import FORMATS, ParseError
+from tests.formats.conftest import read
 
 ALL = sorted(FORMATS)
 # Bytes that matter to one parser or another: structure, quotes, escapes, tags, NUL, high bytes.
 ALPHABET = b'{}[]":,\n\r\t \\<>/=!-#*`|0123456789aZ\x00\xc3\xa9\xff\xfe\xe2\x80\xa8'
 
 
-def read_all(data: bytes, fmt: str, chunk_size: int = 7) -> int:
-    """Split and parse like the workers do; how many records came out."""
-    result = split_document(io.BytesIO(data), fmt, chunk_size, 4096)
-    records = 0
-    for chunk in result.chunks:
-        found, _ = parse_chunk(
-            data[chunk.start : chunk.end],
-            fmt,
-            first_ordinal=chunk.first_ordinal,
-            first_line=chunk.first_line,
-            header=result.header,
-            dialect=result.dialect,
-        )
-        records += len(found)
-    return records
+def read_all(data: bytes, fmt: str) -> int:
+    """Split (small chunks, a byte bound) and parse like the workers do; how many records came out."""
+    _, records, _ = read(data, fmt, chunk_size=7, max_chunk_bytes=4096)
+    return len(records)
 
 
 def only_our_error(data: bytes, fmt: str) -> None:
