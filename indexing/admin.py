@@ -320,6 +320,14 @@ class ApiKeyForm(forms.ModelForm):
         model = ApiKey
         fields = ("name", "scopes", "expires_at", "revoked")
 
+    def clean_scopes(self) -> list[str]:
+        # An admin key may do everything: only a superuser hands one out, not any staff member
+        # allowed to add keys.
+        scopes = self.cleaned_data["scopes"]
+        if Scope.ADMIN in scopes and not getattr(self, "by_superuser", False):
+            raise forms.ValidationError("Only a superuser may make a key with the admin scope.")
+        return scopes
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
@@ -330,6 +338,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ("revoked",)
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "last_used_at", "created_at")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.by_superuser = request.user.is_superuser
+        return form
 
     def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
         key = None if change else access.give_secret(obj)

@@ -271,3 +271,17 @@ def test_a_body_nested_100000_deep_is_invalid_json_not_a_crash(client, captured_
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
     lines = client.post("/api/documents", body + b"\n", content_type="application/x-ndjson")
     assert lines.status_code == 400 and lines.json()["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.django_db
+def test_only_a_superuser_makes_an_admin_key_in_admin(client):
+    from django.contrib.auth.models import Permission
+
+    staff = User.objects.create_user("staff", password="pw-for-tests", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_apikey", "view_apikey"]))
+    client.login(username="staff", password="pw-for-tests")
+    refused = client.post("/admin/indexing/apikey/add/", {"name": "x", "scopes": ["admin"], "expires_at": ""})
+    assert refused.status_code == 200 and b"Only a superuser" in refused.content
+    assert not ApiKey.objects.exists()
+    made = client.post("/admin/indexing/apikey/add/", {"name": "y", "scopes": ["search"], "expires_at": ""})
+    assert made.status_code == 302 and ApiKey.objects.get().scopes == ["search"]
