@@ -29,6 +29,7 @@ from bench.stack import AMQP_URL, ROOT, Stack, mode_env, recreate_database
 RECORDS = 200_000
 CHUNK = 1_000
 FINAL = ("succeeded", "failed", "cancelled")
+OUTAGE_DOCUMENT = "id,text\n1,an egret sent during the outage\n"
 
 
 @dataclass
@@ -82,7 +83,7 @@ def wait_final(job_id: int, timeout: float = 900) -> str:
 
 def wait_progress(job_id: int, chunks: int) -> None:
     """Until the job has indexed `chunks` chunks: the fault lands mid-job."""
-    while job_state(job_id)["chunks_done"] < chunks and job_state(job_id)["status"] not in FINAL:
+    while (state := job_state(job_id))["chunks_done"] < chunks and state["status"] not in FINAL:
         time.sleep(0.05)
 
 
@@ -172,14 +173,12 @@ def fault_rabbitmq(stack: Stack, csv: Path) -> Row:
     answers: list[int] = []
     try:
         started = time.monotonic()
-        late = Path(str(csv) + ".late.csv")
-        late.write_text("id,text\n1,an egret sent during the outage\n")
         while time.monotonic() - started < 20:
             try:
                 status, body = stack.client().request(
                     "POST",
                     "/api/documents",
-                    json.dumps({"name": f"outage-{len(answers)}.csv", "content": late.read_text()}),
+                    json.dumps({"name": f"outage-{len(answers)}.csv", "content": OUTAGE_DOCUMENT}),
                     {"Content-Type": "application/json"},
                 )
             except OSError:

@@ -545,7 +545,7 @@ def suggest(
     url_name="status",
     auth=ADMINISTERING,
     summary="Queues, workers, jobs and throughput now (staff only: it names workers and tasks)",
-    response={200: dict[str, Any], 403: schemas.Error, **ERRORS},
+    response={200: dict[str, Any], **ERRORS},
 )
 def status(request: HttpRequest) -> HttpResponse:
     by_key = isinstance(request.auth, ApiKey)  # an admin key (its scope checked by ADMINISTERING)

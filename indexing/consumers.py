@@ -16,7 +16,7 @@ from kombu import Connection
 from indexing import pipeline, schemas
 from indexing.broker.consumer import SubmitConsumer
 from indexing.errors import QuernError
-from indexing.models import Job, Source
+from indexing.models import Source
 from indexing.pipeline import backpressure
 from indexing.schemas import parse_submit_message
 
@@ -28,19 +28,6 @@ def accepting_submissions() -> bool:
     dead-lettered) and are taken once it says True again: past QUERN_MAX_WAITING, as the API's 503.
     """
     return not backpressure.over_limit()
-
-
-def take_submission(body: bytes, *, reply_to: str = "", correlation_id: str = "") -> Job:
-    """Validate a submit message's body and store its document and job (one transaction)."""
-    message = parse_submit_message(body, max_bytes=settings.QUERN_MAX_MESSAGE_BYTES)
-    return pipeline.submit(
-        io.BytesIO(message.raw),
-        name=message.name,
-        options=message,
-        source=Source.AMQP,
-        reply_to=reply_to,
-        correlation_id=correlation_id,
-    )
 
 
 def take_submissions(messages: list[tuple[bytes, str, str]]) -> list[dict[str, Any] | QuernError]:

@@ -37,6 +37,13 @@ def _assert_shown_as_text(html: str, where: str) -> None:
     assert "alert(1)" not in html or ESCAPED in html, where
 
 
+def _assert_pages_show_text(client, pages: dict[str, str]) -> None:
+    for where, path in pages.items():
+        response = client.get(path)
+        assert response.status_code == 200, where
+        _assert_shown_as_text(response.content.decode(), where)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_script_through_name_title_fields_and_errors_is_escaped_on_every_page(client, hostile):
     job, failed = hostile
@@ -46,10 +53,7 @@ def test_a_script_through_name_title_fields_and_errors_is_escaped_on_every_page(
         "failed job page": f"/jobs/{failed.pk}/",
         "search page": "/search/?q=heron",
     }
-    for where, path in pages.items():
-        response = client.get(path)
-        assert response.status_code == 200, where
-        _assert_shown_as_text(response.content.decode(), where)
+    _assert_pages_show_text(client, pages)
     assert ESCAPED in client.get(f"/jobs/{failed.pk}/").content.decode()  # the error is there, as text
     search_page = client.get("/search/?q=heron").content.decode()
     assert "<mark>" in search_page  # the snippet's own markup survives, and only it
@@ -78,7 +82,4 @@ def test_a_script_through_each_is_escaped_in_admin(client, hostile):
         "failed job": f"/admin/indexing/job/{failed.pk}/change/",
         "records": "/admin/indexing/record/",
     }
-    for where, path in pages.items():
-        response = client.get(path)
-        assert response.status_code == 200, where
-        _assert_shown_as_text(response.content.decode(), f"admin {where}")
+    _assert_pages_show_text(client, {f"admin {where}": path for where, path in pages.items()})

@@ -236,8 +236,8 @@ def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and
     captured_messages, clean_index
 ):
     body = json.dumps({"name": "m.md", "content": "# Moa\n\nExtinct.\n", "metadata": {"ticket": 9}}).encode()
-    job = open_queue.take_submission(body, reply_to="amq.gen-1", correlation_id="c-1")
-    job.refresh_from_db()
+    [reply] = open_queue.take_submissions([(body, "amq.gen-1", "c-1")])
+    job = Job.objects.get(pk=reply["id"])
     assert (job.source, job.format, job.reply_to, job.correlation_id, job.metadata) == (
         "amqp",
         "markdown",

@@ -63,6 +63,21 @@ def _process_with(root: int, word: str) -> int:
     raise AssertionError(f"no {word} process below {root}")
 
 
+def _submit(base: str, name: str, content: str) -> int:
+    """POST a document as JSON; its job's id."""
+    request = urllib.request.Request(
+        f"{base}/api/documents",
+        data=json.dumps({"name": name, "content": content}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["id"]
+
+
+def _status(base: str, job_id: int) -> str | None:
+    return json.loads(_get(f"{base}/api/jobs/{job_id}")[1] or b"{}").get("status")
+
+
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -95,18 +110,8 @@ def test_make_run_indexes_restarts_a_dead_worker_and_sigterm_stops_every_process
     try:
         wait_for(lambda: _get(f"{base}/")[0] == 200, timeout=60, message="the web app to answer")
         wait_for(lambda: b" ready." in log_path.read_bytes(), timeout=60, message="the worker to start")
-        request = urllib.request.Request(
-            f"{base}/api/documents",
-            data=json.dumps({"name": "hello.txt", "content": "a quiet heron\n"}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            job = json.loads(response.read())
-        wait_for(
-            lambda: json.loads(_get(f"{base}/api/jobs/{job['id']}")[1] or b"{}").get("status") == "succeeded",
-            timeout=60,
-            message="the job to succeed",
-        )
+        job = _submit(base, "hello.txt", "a quiet heron\n")
+        wait_for(lambda: _status(base, job) == "succeeded", timeout=60, message="the job to succeed")
         assert json.loads(_get(f"{base}/api/search?q=heron")[1])["total"] == 1
         # The production server serves the pages' static files itself (no runserver, no DEBUG needed).
         status, css = _get(f"{base}/static/quern.css")
@@ -119,18 +124,10 @@ def test_make_run_indexes_restarts_a_dead_worker_and_sigterm_stops_every_process
         os.kill(worker_main, signal.SIGKILL)
         wait_for(lambda: b"ended with code -9" in log_path.read_bytes(), timeout=10, message="the death seen")
         assert _get(f"{base}/")[0] == 200
-        request = urllib.request.Request(
-            f"{base}/api/documents",
-            data=json.dumps({"name": "again.txt", "content": "a second egret\n"}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            again = json.loads(response.read())
+        again = _submit(base, "again.txt", "a second egret\n")
         wait_for(lambda: log_path.read_bytes().count(b" ready.") >= 2, timeout=60, message="the new worker")
         wait_for(
-            lambda: (
-                json.loads(_get(f"{base}/api/jobs/{again['id']}")[1] or b"{}").get("status") == "succeeded"
-            ),
+            lambda: _status(base, again) == "succeeded",
             timeout=90,
             message="the job submitted while the worker was down to succeed",
         )
