@@ -80,9 +80,9 @@ bench-relevance: install-bench
 	$(BIN)/python -m bench relevance $(BENCH_ARGS)
 
 ## make faults: break one part at a time (pool processes, the worker host, RabbitMQ, PostgreSQL, a
-## task delivered twice) while a 200-chunk job runs on make run's processes over PostgreSQL +
+## task delivered twice, a full media disk) while a 200-chunk job runs on make run's processes over PostgreSQL +
 ## RabbitMQ, count what is left and print the table; exit 1 if a row is not as expected. It stops
-## and starts this machine's RabbitMQ and PostgreSQL (rabbitmqctl, pg_ctlcluster: run as root).
+## and starts this machine's RabbitMQ and PostgreSQL and mounts a small tmpfs (run as root).
 ## FAULTS_ARGS="--only pool,postgres" for some.
 faults: install-bench
 	$(BIN)/python -m bench faults $(FAULTS_ARGS)

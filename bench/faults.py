@@ -14,6 +14,7 @@ row is not as expected.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import random
@@ -267,6 +268,62 @@ def fault_duplicate(stack: Stack, csv: Path) -> Row:
     )
 
 
+MEDIA_ROOM_MB = 64  # the media disk of the disk-full fault: the 200,000-record CSV fits, twice not
+
+
+def _fill(folder: Path) -> Path:
+    """Write into `folder` until its disk says ENOSPC: the file that holds the room."""
+    filler = folder / "filler"
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * (1 << 20))
+                out.flush()
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+    return filler
+
+
+def _post_csv(stack: Stack, name: str, content: str) -> tuple[int, dict]:
+    return stack.client().request(
+        "POST",
+        "/api/documents",
+        json.dumps({"name": name, "content": content}),
+        {"Content-Type": "application/json"},
+    )
+
+
+def fault_disk(stack: Stack, csv: Path) -> Row:
+    from indexing.models import Document, Job
+
+    media = stack.data_dir / "media"
+    job = submit(stack, csv)
+    wait_progress(job, 5)
+    filler = _fill(media)
+    rows_before = (Document.objects.count(), Job.objects.count())
+    files_before = sorted(p for p in media.rglob("*") if p.is_file())
+    late = "id,text\n" + "".join(f"{n},a late heron number {n}\n" for n in range(1, 20_001))
+    status, body = _post_csv(stack, "late.csv", late)  # about 600 KB where no byte is left
+    code = (body or {}).get("error", {}).get("code")
+    rows_after = (Document.objects.count(), Job.objects.count())
+    files_after = sorted(p for p in media.rglob("*") if p.is_file())
+    filler.unlink()  # the operator frees space; the same upload again
+    again, body = _post_csv(stack, "late.csv", late)
+    late_status = wait_final(body["id"]) if again == 202 else f"answered {again}"
+    late_records = counts(body["id"])[0] if again == 202 else 0
+    refused_clean = status == 507 and code == "storage_full" and rows_after == rows_before
+    nothing_half = files_after == files_before
+    return check(
+        "media disk full",
+        f"the media disk filled mid-job; an upload into it answered {status} {code}",
+        job,
+        refused_clean and nothing_half and late_status == "succeeded" and late_records == 20_000,
+        f"{rows_after[1] - rows_before[1]} jobs and {len(files_after) - len(files_before)} files added "
+        f"by the refused upload; sent again once freed: {late_status}, {late_records:,} of 20,000 records",
+    )
+
+
 FAULTS = {
     "pool": fault_pool,
     "host": fault_host,
@@ -274,7 +331,15 @@ FAULTS = {
     "rabbitmq": fault_rabbitmq,
     "postgres-restart": fault_postgres_restart,
     "postgres": fault_postgres,
+    "disk": fault_disk,
 }
+
+
+def _mount_small_disk(folder: Path) -> None:
+    """A disk of MEDIA_ROOM_MB for media storage (a tmpfs: needs root, as CI here has)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    size = f"size={MEDIA_ROOM_MB}m"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", size, "quern-faults-media", str(folder)], check=True)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -306,7 +371,10 @@ def main(argv: list[str]) -> int:
         csv = make_csv(
             Path(args.corpus) / "sentences.csv", ROOT / "var" / "bench" / "faults-200k.csv", RECORDS
         )
+        media = data_dir / "media"
         try:
+            if name == "disk":
+                _mount_small_disk(media)
             stack.start_worker()
             stack.start_web()
             stack.start_consumer()
@@ -319,6 +387,8 @@ def main(argv: list[str]) -> int:
             from django.db import connections
 
             connections.close_all()
+            if name == "disk":
+                subprocess.run(["umount", str(media)], check=False)
         print(f"  {row.fault}: {row.counted} — {'ok' if row.ok else 'FAILED'}", flush=True)
         rows.append(row)
     print_table(rows)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, BeforeValidator, TypeAdapter
 from pydantic_core import PydanticUseDefault
 
 from indexing import access, pipeline, schemas
-from indexing.errors import QuernError
+from indexing.errors import NO_ROOM, QuernError, StorageFull
 from indexing.formats.archives import is_archive
 from indexing.models import ApiKey, Document, Job, Scope, Source, Status
 from indexing.pipeline import backpressure
@@ -229,6 +229,15 @@ def _refused(request: HttpRequest, error: SuspiciousOperation) -> HttpResponse:
     return _error(QuernError("bad_request", f"The request was refused: {error}."))
 
 
+@api.exception_handler(OSError)
+def _os_error(request: HttpRequest, error: OSError) -> HttpResponse:
+    # The upload's own spool (Django's temporary upload files) on a full disk: the server's room,
+    # not a crash. Anything else of the operating system is unexpected.
+    if error.errno in NO_ROOM:
+        return _error(StorageFull("The request"))
+    return _unexpected(request, error)
+
+
 @api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, error: Exception) -> HttpResponse:
     # The API never answers with an HTML page; the traceback goes to the log.
@@ -265,6 +274,7 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
         413: schemas.Error,
         415: schemas.Error,
         503: schemas.Error,
+        507: schemas.Error,
         **ERRORS,
     },
     openapi_extra={

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
+
+# What an OSError says when a disk or a quota has no room left.
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 
 class QuernError(Exception):
@@ -39,3 +43,17 @@ class QuernError(Exception):
             if value is not None:
                 out[name] = value
         return out
+
+
+class StorageFull(QuernError):
+    """The server's storage had no room for a document: nothing of it was kept. Not the
+    document's fault and it passes: an API answers 507, the open queue leaves the message queued."""
+
+    status = 507
+
+    def __init__(self, what: str = "The document") -> None:
+        super().__init__(
+            "storage_full",
+            f"{what} could not be stored: the server's document storage is full. Nothing was kept; "
+            "send it again once the operator has freed space.",
+        )

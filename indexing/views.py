@@ -57,6 +57,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         response = render(request, "indexing/upload.html", {"form": form}, status=503)
         response["Retry-After"] = str(error.retry_after)
         return response
+    status = 400
     if form.is_valid():
         data = form.cleaned_data
         stream = data["file"] or io.BytesIO(data["text"].encode("utf-8"))
@@ -68,10 +69,11 @@ def upload(request: HttpRequest) -> HttpResponse:
             )
         except QuernError as error:
             form.add_error(None, error.message)
+            status = error.status  # 507 when the storage is full: the server's fault, not the form's
         else:
             # One document: its job's page; an archive's many: the job list, newest first.
             return HttpResponseSeeOther(jobs[0].get_absolute_url() if len(jobs) == 1 else reverse("job-list"))
-    return render(request, "indexing/upload.html", {"form": form}, status=400)
+    return render(request, "indexing/upload.html", {"form": form}, status=status)
 
 
 @login_when_required

@@ -578,6 +578,32 @@ def test_a_passing_database_error_puts_the_message_back_and_it_is_taken_later(
     assert failures == [1] and _counts(broker) == (0, 0, 1)
 
 
+def test_a_full_document_storage_leaves_the_messages_queued_not_refused_until_there_is_room(
+    broker, in_process_consumer, monkeypatch
+):
+    from indexing.errors import StorageFull
+
+    real_submit, room = pipeline.submit_many, {"left": False}
+
+    def full_then_room(incoming, **kwargs):
+        if not room["left"]:
+            raise StorageFull()
+        return real_submit(incoming, **kwargs)
+
+    monkeypatch.setattr(broker_consumer, "TRANSIENT_RETRY_DELAY", 0)
+    monkeypatch.setattr(pipeline, "submit_many", full_then_room)
+    broker.submit({"name": "full-1.txt", "content": "one\n"})
+    broker.submit({"name": "full-2.txt", "content": "two\n"})
+    consumer = in_process_consumer
+    # The messages go back each time they meet the full storage: none is dead-lettered.
+    for _ in consumer.consume(limit=4, timeout=10, safety_interval=0.2):
+        pass
+    assert broker.count("quern.submit.rejected") == 0 and Job.objects.count() == 0
+    room["left"] = True
+    _run_until_quiet(consumer)
+    assert _counts(broker) == (0, 0, 2)
+
+
 def test_a_message_that_trips_a_bug_is_dead_lettered_alone_and_its_batch_is_taken(
     broker, in_process_consumer, monkeypatch
 ):

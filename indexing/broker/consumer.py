@@ -26,11 +26,14 @@ from kombu.mixins import ConsumerProducerMixin
 
 from indexing import schemas
 from indexing.broker.queues import REJECTED_QUEUE, SUBMIT_QUEUE
-from indexing.errors import QuernError
+from indexing.errors import QuernError, StorageFull
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_RETRY_DELAY = 1.0  # seconds before a message that met a passing database error goes back
+TRANSIENT_RETRY_DELAY = 1.0  # seconds before a message that met a passing fault goes back
+# Faults of the server that pass, not of the messages: a locked SQLite file, a restarted
+# PostgreSQL, a full document storage. Their batch goes back to the queue as it was.
+PASSING = (OperationalError, InterfaceError, StorageFull)
 # A batch is taken once the window is full or no message came for this long: a lone message waits
 # at most about this (the consume loop wakes this often), never for company.
 QUIET = 0.01
@@ -134,9 +137,8 @@ class SubmitConsumer(ConsumerProducerMixin):
                     lambda: [self._reply_taken(m, reply) for m, reply in taken], robust=True
                 )
                 self._take_all(batch, taken, refused)
-        except (OperationalError, InterfaceError):
-            # Passing (a locked SQLite file, a restarted PostgreSQL): the messages are not at fault.
-            logger.exception("Database error while taking %s submit messages; they go back", len(batch))
+        except PASSING:
+            logger.exception("A passing fault while taking %s submit messages; they go back", len(batch))
             close_old_connections()
             time.sleep(TRANSIENT_RETRY_DELAY)
             for message in batch:
@@ -160,8 +162,8 @@ class SubmitConsumer(ConsumerProducerMixin):
         try:
             with transaction.atomic():
                 results = self.take([self._arguments(message) for message in batch])
-        except (OperationalError, InterfaceError):
-            raise  # the database, not the messages: the whole batch goes back
+        except PASSING:
+            raise  # the server, not the messages: the whole batch goes back
         except Exception:
             logger.exception("Taking %s submit messages together failed; taking them one by one", len(batch))
             for message in batch:
@@ -180,8 +182,8 @@ class SubmitConsumer(ConsumerProducerMixin):
         try:
             with transaction.atomic():
                 [result] = self.take([self._arguments(message)])
-        except (OperationalError, InterfaceError):
-            raise  # the database, not the message: the whole batch goes back
+        except PASSING:
+            raise  # the server, not the message: the whole batch goes back
         except Exception:  # a message that trips a bug must not come back forever: dead-letter it
             logger.exception("Unexpected error while taking a submit message; it is dead-lettered")
             result = QuernError(

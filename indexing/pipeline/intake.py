@@ -9,7 +9,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from indexing.errors import QuernError
+from indexing.errors import QuernError, StorageFull
 from indexing.formats import detect_format, sniff_encoding
 from indexing.formats.archives import Limits, is_archive
 from indexing.formats.archives import members as archive_members
@@ -97,6 +97,8 @@ def submit_many(
                     )
                 continue
             stored, name, fields = _stored(item, source=source, gunzip=gunzip)
+        except StorageFull:
+            raise  # the server's fault, not this document's: the whole submission waits or is refused
         except QuernError as error:
             results.append(error)
             continue

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
-from indexing.errors import QuernError
+from indexing.errors import NO_ROOM, QuernError, StorageFull
 from indexing.formats import sniff_encoding, transcode_to_utf8
 from indexing.models import Job
 
@@ -29,7 +29,10 @@ class StoredFile:
 
 
 def store_stream(stream: IO[bytes]) -> StoredFile:
-    """Stream an upload into storage under its sha256, never holding it whole in memory."""
+    """Stream an upload into storage under its sha256, never holding it whole in memory.
+
+    StorageFull when the spool or the storage has no room; then nothing of it is left behind.
+    """
     digest = hashlib.sha256()
     size = 0
     head = b""
@@ -46,13 +49,36 @@ def store_stream(stream: IO[bytes]) -> StoredFile:
                     status=413,
                 )
             digest.update(block)
-            spool.write(block)
+            _no_room_is_full(spool.write, block)
         sha256 = digest.hexdigest()
         name = f"documents/{sha256[:2]}/{sha256}"
-        if not default_storage.exists(name):
+        if not _whole(name, size):
             spool.seek(0)
-            name = default_storage.save(name, File(spool))
+            try:
+                name = _no_room_is_full(default_storage.save, name, File(spool))
+            except StorageFull:
+                delete(name)  # the storage wrote part of it: a torn file must not pass for it later
+                raise
     return StoredFile(name=name, size=size, sha256=sha256, head=head)
+
+
+def _whole(name: str, size: int) -> bool:
+    """Is the content-addressed file there, whole? One torn by a crash mid-write is removed."""
+    if not default_storage.exists(name):
+        return False
+    if default_storage.size(name) == size:
+        return True
+    delete(name)
+    return False
+
+
+def _no_room_is_full(write, *args):
+    try:
+        return write(*args)
+    except OSError as error:
+        if error.errno in NO_ROOM:
+            raise StorageFull() from error
+        raise
 
 
 def utf8_copy(job: Job) -> str:
