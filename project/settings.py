@@ -171,6 +171,10 @@ QUERN_CHUNK_SIZE = env_int("QUERN_CHUNK_SIZE", 5000)
 # A chunk also ends at this many bytes, so a worker's memory is bounded whatever the record size.
 QUERN_MAX_CHUNK_BYTES = env_int("QUERN_MAX_CHUNK_BYTES", 4 * 1024 * 1024)
 QUERN_MAX_UPLOAD_BYTES = env_int("QUERN_MAX_UPLOAD_BYTES", 2 * 1024**3)
+# A document of more records fails its job (too_many_records); a record of more fields is a bad
+# record of its own, and a CSV header of more columns fails its job (too_many_fields).
+QUERN_MAX_RECORDS_PER_DOCUMENT = env_int("QUERN_MAX_RECORDS_PER_DOCUMENT", 100_000_000)
+QUERN_MAX_FIELDS_PER_RECORD = env_int("QUERN_MAX_FIELDS_PER_RECORD", 1000)
 QUERN_RECONCILE_INTERVAL = env_int("QUERN_RECONCILE_INTERVAL", 30)  # seconds between reconcile runs
 QUERN_RECONCILE_AFTER = env_int("QUERN_RECONCILE_AFTER", 60)  # a step idle this long is re-sent
 QUERN_PAGE_SIZE = 20

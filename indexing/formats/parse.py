@@ -12,7 +12,7 @@ from indexing.formats import json as json_format
 from indexing.formats import jsonl as jsonl_format
 from indexing.formats import markdown as markdown_format
 from indexing.formats import text as text_format
-from indexing.formats.records import ParsedRecord, ParseError, RecordError
+from indexing.formats.records import ParsedRecord, ParseError, RecordError, too_many_fields_error
 
 _PARSERS = {
     "jsonl": jsonl_format.parse_lines,
@@ -31,23 +31,36 @@ def parse_chunk(
     first_line: int,
     header: list[str] | None = None,
     dialect: dict | None = None,
+    max_fields: int | None = None,
 ) -> tuple[list[ParsedRecord], list[RecordError]]:
-    """Parse the bytes [chunk.start, chunk.end) of a UTF-8 file into records and per-record errors."""
+    """Parse the bytes [chunk.start, chunk.end) of a UTF-8 file into records and per-record errors.
+
+    With `max_fields`, a record of more fields is an error of its own (too_many_fields).
+    """
     if fmt == "csv":
         if not header:
             raise ValueError("parse_chunk needs the CSV header that split_document returned")
         with _collector_paused():
-            return csv_format.parse_rows(
+            records, errors = csv_format.parse_rows(
                 data, first_ordinal=first_ordinal, first_line=first_line, header=header, dialect=dialect
             )
-    parser = _PARSERS.get(fmt)
-    if parser is None:
-        raise ParseError(
-            "unknown_format",
-            f"Unknown format {fmt!r}. Quern reads csv, jsonl, json, html, markdown and text.",
+    else:
+        parser = _PARSERS.get(fmt)
+        if parser is None:
+            raise ParseError(
+                "unknown_format",
+                f"Unknown format {fmt!r}. Quern reads csv, jsonl, json, html, markdown and text.",
+            )
+        with _collector_paused():
+            records, errors = parser(data, first_ordinal=first_ordinal, first_line=first_line)
+    if max_fields is not None and any(len(r.fields) > max_fields for r in records):
+        wide = [r for r in records if len(r.fields) > max_fields]
+        records = [r for r in records if len(r.fields) <= max_fields]
+        errors = sorted(
+            [*errors, *(too_many_fields_error(r, max_fields) for r in wide)],
+            key=lambda e: -1 if e.record is None else e.record,
         )
-    with _collector_paused():
-        return parser(data, first_ordinal=first_ordinal, first_line=first_line)
+    return records, errors
 
 
 @contextmanager

@@ -94,3 +94,13 @@ def too_deep_error(what: str, line: int, ordinal: int) -> RecordError:
         line=line,
         record=ordinal,
     )
+
+
+def too_many_fields_error(record: ParsedRecord, limit: int) -> RecordError:
+    """A record wider than the field limit: reported and skipped, not indexed by halves."""
+    return RecordError(
+        "too_many_fields",
+        f"Record {record.ordinal + 1:,} has {len(record.fields):,} fields; at most {limit:,} are "
+        "taken per record (QUERN_MAX_FIELDS_PER_RECORD). Keep what is searched, or raise the limit.",
+        record=record.ordinal,
+    )

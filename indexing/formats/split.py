@@ -53,13 +53,21 @@ _SPLITTERS: dict[str, UnitSplitter] = {
 
 
 def split_document(
-    stream: BinaryIO, fmt: str, chunk_size: int, max_chunk_bytes: int | None = None
+    stream: BinaryIO,
+    fmt: str,
+    chunk_size: int,
+    max_chunk_bytes: int | None = None,
+    *,
+    max_units: int | None = None,
+    max_fields: int | None = None,
 ) -> SplitResult:
     """Read `stream` (UTF-8) once, check its structure, and cut it into chunks of `chunk_size` units.
 
     With `max_chunk_bytes`, a chunk also closes before the unit that starts that many bytes after
     its first one, so a worker's memory is bounded by bytes, not only by a count of records of
     any size (a unit bigger than the limit still makes one chunk: records are never cut).
+    A document of more than `max_units` records, or a CSV header of more than `max_fields`
+    columns, is refused with a ParseError as soon as it is seen.
     """
     splitter = _SPLITTERS.get(fmt)
     if splitter is None:
@@ -76,6 +84,17 @@ def split_document(
     in_chunk = 0
     chunk_start = 0
     for start, line in splitter(source, outline):
+        if not units and max_fields is not None:
+            _check_header(outline.header, max_fields)
+        if max_units is not None and units >= max_units:
+            raise ParseError(
+                "too_many_records",
+                f"The document holds more than {max_units:,} records (line {line:,} starts record "
+                f"{units + 1:,}); the limit per document is QUERN_MAX_RECORDS_PER_DOCUMENT. Send it "
+                "as several documents.",
+                line=line,
+                record=units,
+            )
         if (
             not in_chunk
             or in_chunk >= chunk_size
@@ -85,6 +104,8 @@ def split_document(
             chunk_start, in_chunk = start, 0
         in_chunk += 1
         units += 1
+    if max_fields is not None:
+        _check_header(outline.header, max_fields)
     end = source.end if outline.end is None else outline.end
     chunks = []
     for number, (start, line, ordinal) in enumerate(starts):
@@ -92,3 +113,14 @@ def split_document(
         stop, next_ordinal = (following[0], following[2]) if following else (end, units)
         chunks.append(Chunk(number, start, stop, ordinal, line, next_ordinal - ordinal))
     return SplitResult(chunks, units, outline.header, outline.title, outline.dialect)
+
+
+def _check_header(header: list[str] | None, max_fields: int) -> None:
+    if header and len(header) > max_fields:
+        raise ParseError(
+            "too_many_fields",
+            f"The CSV header (line 1) names {len(header):,} columns; a record may have at most "
+            f"{max_fields:,} fields (QUERN_MAX_FIELDS_PER_RECORD). Keep the columns that are "
+            "searched, or raise the limit.",
+            line=1,
+        )

@@ -28,14 +28,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from indexing.formats import Chunk as SplitChunk
-from indexing.formats import ParseError, SplitResult, parse_chunk, sniff_encoding, split_document
+from indexing.formats import ParseError, SplitResult, parse_chunk, sniff_encoding
 from indexing.formats.records import ParsedRecord, RecordError
 from indexing.models import BatchTrigger, Chunk, Document, Job, Source, Status
 from indexing.pipeline import dispatch, jobs, statistics
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.finish import SETTLE_AFTER, fail, finalize, go_live
 from indexing.pipeline.indexer import MAX_STORED_ERRORS, index_chunk
-from indexing.pipeline.splitting import no_records_error, split
+from indexing.pipeline.splitting import no_records_error, split, split_input
 from indexing.search import get_backend
 from indexing.text import document_frequencies
 
@@ -244,7 +244,7 @@ def _prepare(job: Job) -> Prepared | bool | None:
         data = stream.read()
     if sniff_encoding(data[:4096], job.encoding or None) not in ("utf-8", "utf-8-sig"):
         return None  # transcoding keeps its copy in storage: the per-job path does that
-    result = split_document(io.BytesIO(data), job.format, job.chunk_size, settings.QUERN_MAX_CHUNK_BYTES)
+    result = split_input(io.BytesIO(data), job)
     if result.units == 0:
         fail(job.pk, no_records_error(job))
         return False
@@ -258,6 +258,7 @@ def _prepare(job: Job) -> Prepared | bool | None:
         first_line=chunk.first_line,
         header=result.header,
         dialect=result.dialect,
+        max_fields=settings.QUERN_MAX_FIELDS_PER_RECORD,
     )
     terms = document_frequencies(f"{r.title} {r.body}" for r in records)
     return Prepared(job, result, chunk, records, errors, terms)

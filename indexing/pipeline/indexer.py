@@ -85,6 +85,7 @@ def _index_chunk(chunk: Chunk) -> bool:
         first_line=chunk.first_line,
         header=job.split_info.get("header"),
         dialect=job.split_info.get("dialect"),
+        max_fields=settings.QUERN_MAX_FIELDS_PER_RECORD,
     )
     # Outside the transaction: counting words is the chunk's own work, not the lock's.
     terms = document_frequencies(f"{r.title} {r.body}" for r in records)

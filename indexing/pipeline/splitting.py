@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from indexing.formats import ParseError, split_document
+from indexing.formats import ParseError, SplitResult, split_document
 from indexing.models import Chunk, Job, Status
 from indexing.pipeline import jobs, storage
 from indexing.pipeline.dispatch import send_after_commit
@@ -16,6 +18,18 @@ from indexing.pipeline.finish import fail
 
 def no_records_error(job: Job) -> dict[str, str]:
     return {"code": "no_records", "message": f"{job.document.name} holds no {job.format} records to index."}
+
+
+def split_input(stream: IO[bytes], job: Job) -> SplitResult:
+    """The job's UTF-8 input cut into chunks, within the chunk and document limits of the settings."""
+    return split_document(
+        stream,
+        job.format,
+        job.chunk_size,
+        settings.QUERN_MAX_CHUNK_BYTES,
+        max_units=settings.QUERN_MAX_RECORDS_PER_DOCUMENT,
+        max_fields=settings.QUERN_MAX_FIELDS_PER_RECORD,
+    )
 
 
 def split(job_id: int) -> list[int]:
@@ -34,7 +48,7 @@ def split(job_id: int) -> list[int]:
     try:
         utf8_path = storage.utf8_copy(job)
         with default_storage.open(utf8_path or job.file.name, "rb") as stream:
-            result = split_document(stream, job.format, job.chunk_size, settings.QUERN_MAX_CHUNK_BYTES)
+            result = split_input(stream, job)
     except ParseError as error:
         fail(job_id, error.as_dict())
         return []
