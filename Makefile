@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 NODE_STAMP := examples/node_modules/.installed
 
-.PHONY: run test test-unit lint install install-test install-bench migrate worker web bench bench-pg bench-relevance faults clean
+.PHONY: run test test-unit fuzz lint install install-test install-bench migrate worker web bench bench-pg bench-relevance faults clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,13 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+## make fuzz: coverage-guided fuzzing (atheris) of every format's split and parse, format
+## detection and the query parser for FUZZ_SECONDS (120), starting from tests/fuzz/regressions/;
+## exits 1 at the first input that raises anything but ParseError, or is too slow or too big.
+FUZZ_SECONDS ?= 120
+fuzz: install-test
+	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 test-unit: install-test
 	$(BIN)/python -m pytest tests/formats tests/test_query.py -p no:django

@@ -78,6 +78,16 @@ class _Visibility(HTMLParser):
     def visible(self) -> bool:
         return not (self.hidden or self.in_head or self.in_title)
 
+    def parse_marked_section(self, i: int, report: int = 1) -> int:
+        # HTML reads `<![…` outside SVG and MathML as a bogus comment that ends at the next `>`;
+        # Python 3.11's parser raises AssertionError on a keyword it does not know (`<![diagram[`,
+        # found by the fuzzer). -1: not ended yet, wait for more input (at the end it is text).
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            end = self.rawdata.find(">", i + 3)
+            return -1 if end < 0 else end + 1
+
 
 class _Outliner(_Visibility):
     """Finds section starts while the file streams through; positions come back as bytes."""

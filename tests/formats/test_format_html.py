@@ -67,3 +67,11 @@ def test_html_head_content_is_not_a_preface(read_document):
     )
     assert result.title == "T"
     assert [(r.title, r.body) for r in records] == [("H", "x")]
+
+
+def test_an_unknown_marked_section_is_read_as_a_comment_not_a_crash(read_document):
+    # Python 3.11's html.parser raises AssertionError on <![diagram[ (found by the fuzzer).
+    data = b"<html><body><h1>Herons</h1><![diagram[ a sketch ]]><p>grey heron</p><h2>Egrets</h2>x</body>"
+    _, records, errors = read_document(data, "html")
+    assert [r.title for r in records] == ["Herons", "Egrets"] and not errors
+    assert "grey heron" in records[0].body and "diagram" not in records[0].body
