@@ -175,6 +175,8 @@ QUERN_MAX_UPLOAD_BYTES = env_int("QUERN_MAX_UPLOAD_BYTES", 2 * 1024**3)
 # record of its own, and a CSV header of more columns fails its job (too_many_fields).
 QUERN_MAX_RECORDS_PER_DOCUMENT = env_int("QUERN_MAX_RECORDS_PER_DOCUMENT", 100_000_000)
 QUERN_MAX_FIELDS_PER_RECORD = env_int("QUERN_MAX_FIELDS_PER_RECORD", 1000)
+# Seconds a failed or cancelled job's stored input is kept for a retry; then reconcile removes it.
+QUERN_KEEP_FAILED_INPUT = env_int("QUERN_KEEP_FAILED_INPUT", 24 * 3600)
 QUERN_RECONCILE_INTERVAL = env_int("QUERN_RECONCILE_INTERVAL", 30)  # seconds between reconcile runs
 QUERN_RECONCILE_AFTER = env_int("QUERN_RECONCILE_AFTER", 60)  # a step idle this long is re-sent
 QUERN_PAGE_SIZE = 20

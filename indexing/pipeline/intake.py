@@ -239,6 +239,15 @@ def _create_job(stored: StoredFile, *, name: str, replace: int | None, **fields:
 
 def _job_over(stored: Document | Job, *, document: Document, **fields: Any) -> Job:
     """A queued job over the stored input of a document or an earlier job; split after commit."""
+    if not stored.file.name:
+        what = f"Job {stored.pk}" if isinstance(stored, Job) else f"Document {stored.pk}"
+        raise QuernError(
+            "input_removed",
+            f"{what} has no stored input any more: the input of a failed or cancelled job is removed "
+            f"{settings.QUERN_KEEP_FAILED_INPUT // 3600:g} hours after it ended (QUERN_KEEP_FAILED_INPUT). "
+            "Submit the document again.",
+            status=410,
+        )
     job = Job.objects.create(
         document=document,
         format=stored.format,

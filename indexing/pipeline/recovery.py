@@ -6,14 +6,18 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from indexing.broker.monitor import queue_depth
-from indexing.models import FINISHED_STATUSES, Chunk, Job, Record, Source, Status
-from indexing.pipeline import batching, dispatch, notify
+from indexing.models import FINISHED_STATUSES, Chunk, Document, Job, Record, Source, Status
+from indexing.pipeline import batching, dispatch, notify, storage
 
 logger = logging.getLogger(__name__)
+
+ENDED_BADLY = (Status.FAILED, Status.CANCELLED)
+STALE_INPUTS_PER_RUN = 500  # files removed per reconcile run: bounds its time after a flood of failures
 
 
 def _queue_is_empty(name: str) -> bool:
@@ -112,6 +116,47 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
         .values_list("pk", flat=True)[:1000]
     )
     counts["events"] = notify.publish_job_ends(unpublished) if unpublished else 0
+    counts["inputs_removed"] = remove_stale_inputs(now)
     if any(counts.values()):
         logger.warning("reconcile re-sent %s", counts)
     return counts
+
+
+def remove_stale_inputs(now: datetime) -> int:
+    """Stored inputs that only failed or cancelled jobs read, ended QUERN_KEEP_FAILED_INPUT ago:
+    removed, and their jobs (and a document that never went live) say so, so a retry answers
+    410 input_removed. An input a live version, an unfinished or a newer job reads is kept."""
+    before = now - timedelta(seconds=settings.QUERN_KEEP_FAILED_INPUT)
+    names = set(
+        Job.objects.filter(status__in=ENDED_BADLY, finished_at__lt=before)
+        .exclude(file="")
+        .values_list("file", flat=True)
+        .distinct()[:STALE_INPUTS_PER_RUN]
+    )
+    if not names:
+        return 0
+    stale_jobs = Job.objects.filter(status__in=ENDED_BADLY, finished_at__lt=before)
+    with transaction.atomic():
+        gone = sorted(names - _needed(names, before))
+        stale_jobs.filter(file__in=gone).update(file="")
+        # Only a document with nothing but stale jobs: one just made for the same bytes keeps its file.
+        Document.objects.filter(file__in=gone, live_job__isnull=True).exclude(
+            Exists(Job.objects.filter(document=OuterRef("pk")).exclude(pk__in=stale_jobs.values("pk")))
+        ).update(file="")
+    # A submission of the same bytes stored since the read above keeps its file.
+    gone = [name for name in gone if name not in _needed(set(gone), before)]
+    for name in gone:
+        storage.delete(name)
+    return len(gone)
+
+
+def _needed(names: set[str], before: datetime) -> set[str]:
+    """Which of the stored input names a job still reads (any but failed or cancelled before
+    `before`) or a live document keeps for re-indexing."""
+    by_jobs = (
+        Job.objects.filter(file__in=names)
+        .exclude(status__in=ENDED_BADLY, finished_at__lt=before)
+        .values_list("file", flat=True)
+    )
+    by_documents = Document.objects.filter(file__in=names, live_job__isnull=False)
+    return set(by_jobs) | set(by_documents.values_list("file", flat=True))
