@@ -57,8 +57,10 @@ lint: $(TEST_STAMP)
 ## detection and the query parser for FUZZ_SECONDS (120), starting from tests/fuzz/regressions/;
 ## exits 1 at the first input that raises anything but ParseError, or is too slow or too big.
 FUZZ_SECONDS ?= 120
+# libFuzzer's line per new input is left out of the log (its crash report and final stats stay).
 fuzz: install-test
-	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+	set -o pipefail; $(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS) 2>&1 \
+	  | grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)'; status=$${PIPESTATUS[0]}; exit $$status
 
 test-unit: install-test
 	$(BIN)/python -m pytest tests/formats tests/test_query.py -p no:django
