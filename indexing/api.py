@@ -453,12 +453,17 @@ def document_reindex(request: HttpRequest, document_id: int) -> HttpResponse:
 def jobs(
     request: HttpRequest,
     status: Annotated[Status | None, Blank] = None,
+    archive: Annotated[int | None, Blank] = Query(
+        None, ge=1, le=2**63 - 1, description="Only the jobs of this archive job's files."
+    ),
     limit: Annotated[int, Blank] = Query(20, ge=1, le=MAX_LIMIT),
     offset: Annotated[int, Blank] = Query(0, ge=0, le=10**9),
 ) -> HttpResponse:
     queryset = Job.objects.select_related("document").order_by("-id")
     if status:
         queryset = queryset.filter(status=status)
+    if archive:
+        queryset = queryset.filter(archive_id=archive)
     page = [schemas.Job.of(job) for job in queryset[offset : offset + limit]]
     return _model(JobList.model_construct(total=queryset.count(), limit=limit, offset=offset, results=page))
 

@@ -88,6 +88,10 @@ class Job(models.Model):
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
     )
+    # The archive job that unpacked this job's document from its archive (.zip, .tar, .tar.gz).
+    archive = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     split_started_at = models.DateTimeField(null=True, blank=True)
     split_finished_at = models.DateTimeField(null=True, blank=True)

@@ -36,6 +36,7 @@ from typing_extensions import TypedDict
 
 from indexing.errors import QuernError
 from indexing.formats import FORMATS, ParseError, declared_format
+from indexing.formats.archives import ARCHIVE_FORMAT
 from indexing.models import Status
 
 MAX_NAME = 255
@@ -50,6 +51,8 @@ MISSING_NAME = 'Give the document a name, e.g. {"name": "notes.csv", "content": 
 
 # The document formats Quern reads: one list, the parsers' own (indexing.formats.FORMATS).
 Format = StrEnum("Format", {name.upper(): name for name in FORMATS})
+# What a stored document is: one of the formats, or an archive whose files became documents.
+DocumentFormat = StrEnum("DocumentFormat", {name.upper(): name for name in (*FORMATS, ARCHIVE_FORMAT)})
 
 
 FORMAT_LABELS = {
@@ -460,7 +463,7 @@ class JobError(TypedDict):
 class DocumentRef(BaseModel):
     id: int
     name: str
-    format: Format
+    format: DocumentFormat
     size: int
     sha256: str
 
@@ -489,6 +492,11 @@ class Job(BaseModel):
     finished_at: Moment | None
     url: str
     metadata: dict[str, Any] = Field(description="The submitter's own data (AMQP submit messages).")
+    archive: int | None = Field(
+        default=None,
+        description="The archive job whose file this document was (its format is archive: its "
+        "progress counts the files found and stored as documents).",
+    )
 
     @classmethod
     def of(cls, job: Any) -> Job:
@@ -500,7 +508,7 @@ class Job(BaseModel):
             document=DocumentRef.model_construct(
                 id=job.document_id,
                 name=job.document.name,
-                format=Format(job.format),
+                format=DocumentFormat(job.format),
                 size=job.size,
                 sha256=job.sha256,
             ),
@@ -518,6 +526,7 @@ class Job(BaseModel):
             split_finished_at=job.split_finished_at,
             finished_at=job.finished_at,
             url=job.get_absolute_url(),
+            archive=job.archive_id,
             metadata=job.metadata,
         )
 
@@ -532,7 +541,7 @@ class JobList(BaseModel):
 class Document(BaseModel):
     id: int
     name: str
-    format: Format
+    format: DocumentFormat
     size: int
     sha256: str
     title: str
@@ -544,7 +553,7 @@ class Document(BaseModel):
         return cls.model_construct(
             id=document.pk,
             name=document.name,
-            format=Format(document.format),
+            format=DocumentFormat(document.format),
             size=document.size,
             sha256=document.sha256,
             title=document.title,

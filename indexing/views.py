@@ -10,12 +10,14 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from indexing import access, pipeline, schemas
 from indexing.errors import QuernError
+from indexing.formats.archives import ARCHIVE_FORMAT
 from indexing.forms import UploadForm
 from indexing.models import Job, Source
 from indexing.pipeline import backpressure
@@ -78,19 +80,28 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 @login_when_required
 def job_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(Job.objects.select_related("document"), settings.QUERN_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    return render(request, "indexing/job_list.html", {"page": page})
+    jobs = Job.objects.select_related("document")
+    archive = request.GET.get("archive", "")
+    archive = archive if archive.isdigit() and len(archive) < 19 else ""
+    if archive:  # the files of one archive job, from its page
+        jobs = jobs.filter(archive_id=int(archive))
+    page = Paginator(jobs, settings.QUERN_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "indexing/job_list.html", {"page": page, "archive": archive})
 
 
 @login_when_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("document"), pk=job_id)
+    # An archive's files: how their own jobs stand, by status.
+    files = (
+        list(job.members.order_by("status").values_list("status").annotate(n=Count("id")))
+        if job.format == ARCHIVE_FORMAT
+        else []
+    )
     return render(
         request,
         "indexing/job_detail.html",
-        {"job": job, "job_json": schemas.Job.of(job).model_dump(mode="json")},
+        {"job": job, "files": files, "job_json": schemas.Job.of(job).model_dump(mode="json")},
     )
 
 

@@ -15,8 +15,9 @@ from django.test import override_settings
 
 from indexing import pipeline
 from indexing.models import Document, Job
-from indexing.pipeline import batching
+from indexing.pipeline import unpacking
 from indexing.schemas import SubmitOptions
+from tests.conftest import wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,39 +52,110 @@ FILES = {
 }
 
 
-@pytest.mark.parametrize(("name", "pack"), [("notes.zip", zip_of), ("notes.tar.gz", tar_gz_of)])
-def test_each_file_of_an_archive_becomes_a_document_named_by_its_path(
-    client, captured_messages, monkeypatch, name, pack
-):
-    monkeypatch.setattr(batching, "TRIGGER_RESEND", 3600)  # one trigger however slow the machine
-    response = upload(client, name, pack(FILES))
+def archive_job(client, name: str, data: bytes) -> dict:
+    response = upload(client, name, data)
     assert response.status_code == 202, response.content
-    jobs = response.json()
-    assert sorted(j["document"]["name"] for j in jobs) == ["c.txt", "notes/a.csv", "notes/b.md"]
-    assert sorted(j["document"]["format"] for j in jobs) == ["csv", "markdown", "text"]
-    assert len(captured_messages) == 1  # small files: one trigger, after the one commit, for one batch
+    job = response.json()
+    assert job["document"]["format"] == "archive" and response["Location"] == f"/api/jobs/{job['id']}"
+    return job
 
 
-def test_a_zip_bomb_is_refused_with_its_limit_and_nothing_is_stored(client, captured_messages):
+def files_of(archive_id: int) -> list[Job]:
+    return list(Job.objects.filter(archive_id=archive_id).select_related("document").order_by("pk"))
+
+
+@pytest.mark.parametrize(("name", "pack"), [("notes.zip", zip_of), ("notes.tar.gz", tar_gz_of)])
+def test_each_file_of_an_archive_becomes_a_document_named_by_its_path_through_the_worker(
+    client, pipeline, name, pack
+):
+    posted = archive_job(client, name, pack(FILES))
+    archive = wait_for_job(posted["id"])
+    assert archive.status == "succeeded", archive.errors
+    assert (archive.records_total, archive.records_indexed) == (3, 3)  # files found, files stored
+    files = files_of(archive.pk)
+    assert sorted(j.document.name for j in files) == ["c.txt", "notes/a.csv", "notes/b.md"]
+    assert sorted(j.format for j in files) == ["csv", "markdown", "text"]
+    assert all(wait_for_job(j.pk).status == "succeeded" for j in files)
+    assert client.get("/api/search", {"q": "gamma"}).json()["total"] == 1
+    listed = client.get("/api/jobs", {"archive": archive.pk}).json()
+    assert listed["total"] == 3 and {j["archive"] for j in listed["results"]} == {archive.pk}
+
+
+def test_a_zip_bomb_fails_its_archive_job_with_the_limit_and_no_file_becomes_a_document(client, pipeline):
     bomb = zip_of({"zeros.txt": b"0" * 5_000_000, "readme.txt": b"hello"})
-    response = upload(client, "bomb.zip", bomb)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "archive_too_large"
-    assert "QUERN_ARCHIVE_MAX_RATIO" in response.json()["error"]["message"]
-    assert (Document.objects.count(), Job.objects.count(), captured_messages) == (0, 0, [])
+    archive = wait_for_job(archive_job(client, "bomb.zip", bomb)["id"])
+    assert archive.status == "failed"
+    assert archive.errors[-1]["code"] == "archive_too_large"
+    assert "QUERN_ARCHIVE_MAX_RATIO" in archive.errors[-1]["message"]
+    assert files_of(archive.pk) == [] and Document.objects.exclude(pk=archive.document_id).count() == 0
+
+
+def _unpacked(client, name: str, data: bytes) -> Job:
+    """An archive job run by this process's own unpack (settings overridden here reach it)."""
+    job = archive_job(client, name, data)
+    unpacking.split_alone(job["id"])
+    return Job.objects.get(pk=job["id"])
 
 
 @override_settings(QUERN_ARCHIVE_MAX_MEMBERS=2)
-def test_an_archive_of_too_many_files_is_refused_whole(client, captured_messages):
-    response = upload(client, "many.tar.gz", tar_gz_of(FILES))
-    assert response.json()["error"]["code"] == "archive_too_many_members"
-    assert Document.objects.count() == 0
+def test_an_archive_of_too_many_files_fails_whole(client, captured_messages):
+    archive = _unpacked(client, "many.tar.gz", tar_gz_of(FILES))
+    assert (archive.status, archive.errors[-1]["code"]) == ("failed", "archive_too_many_members")
+    assert files_of(archive.pk) == []
 
 
-def test_a_damaged_archive_gets_a_clear_error(client, captured_messages):
-    response = upload(client, "broken.zip", b"PK\x03\x04 not really a zip")
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "bad_archive"
+def test_a_damaged_archive_fails_with_a_clear_error(client, captured_messages):
+    archive = _unpacked(client, "broken.zip", b"PK\x03\x04 not really a zip")
+    assert (archive.status, archive.errors[-1]["code"]) == ("failed", "bad_archive")
+    assert "broken.zip" in archive.errors[-1]["message"]
+
+
+def test_an_unpack_killed_midway_resumes_after_the_files_it_stored_and_stores_none_twice(
+    client, captured_messages, monkeypatch
+):
+    monkeypatch.setattr(unpacking, "BULK_WRITE", 1)  # a transaction per file
+    job = archive_job(client, "notes.zip", zip_of(FILES))
+    real_submit, calls = unpacking.submit_many, []
+
+    def dies_after_the_first_file(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SystemExit("the worker is killed")
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(unpacking, "submit_many", dies_after_the_first_file)
+    with pytest.raises(SystemExit):
+        unpacking.split_alone(job["id"])
+    assert len(files_of(job["id"])) == 1
+    monkeypatch.setattr(unpacking, "submit_many", real_submit)
+    unpacking.split_alone(job["id"])  # the redelivery
+    archive = Job.objects.get(pk=job["id"])
+    assert archive.status == "succeeded" and archive.records_indexed == 3
+    assert sorted(j.document.name for j in files_of(archive.pk)) == ["c.txt", "notes/a.csv", "notes/b.md"]
+
+
+def test_a_long_unpack_hands_the_rest_to_its_next_run_within_the_task_time_limit(
+    client, captured_messages, monkeypatch
+):
+    monkeypatch.setattr(unpacking, "BULK_WRITE", 1)
+    monkeypatch.setattr(unpacking, "RUN_FOR", -1)  # the time is up after every batch
+    job = archive_job(client, "notes.zip", zip_of(FILES))
+    captured_messages.clear()
+    unpacking.split_alone(job["id"])
+    assert len(files_of(job["id"])) == 1
+    assert ("quern.split", [job["id"]]) in [(m[0], m[1]) for m in captured_messages]
+    for _ in range(3):
+        unpacking.split_alone(job["id"])
+    assert Job.objects.get(pk=job["id"]).status == "succeeded" and len(files_of(job["id"])) == 3
+
+
+def test_the_archive_jobs_page_counts_its_files_and_links_to_their_jobs(client, captured_messages):
+    archive = _unpacked(client, "notes.zip", zip_of(FILES))
+    page = client.get(f"/jobs/{archive.pk}/").content.decode()
+    assert '3</span> of <span id="records-total">3</span> stored as documents' in page
+    assert f"/jobs/?archive={archive.pk}" in page and "3 queued" in page
+    listed = client.get(f"/jobs/?archive={archive.pk}").content.decode()
+    assert "notes/a.csv" in listed and "notes.zip" not in listed.split("<table")[1]
 
 
 def test_a_gzip_file_is_stored_and_read_as_its_content(client, captured_messages):
@@ -128,7 +200,10 @@ def test_the_ingest_command_takes_an_archive(tmp_path, captured_messages, capsys
     path = tmp_path / "notes.zip"
     path.write_bytes(zip_of(FILES))
     call_command("ingest", str(path))
-    assert sorted(Document.objects.values_list("name", flat=True)) == ["c.txt", "notes/a.csv", "notes/b.md"]
+    [job] = Job.objects.all()
+    assert job.format == "archive" and f"job {job.pk} (notes.zip, archive" in capsys.readouterr().out
+    unpacking.split_alone(job.pk)
+    assert sorted(j.document.name for j in files_of(job.pk)) == ["c.txt", "notes/a.csv", "notes/b.md"]
 
 
 def test_pipeline_submit_upload_passes_a_plain_document_through(captured_messages):
@@ -138,7 +213,8 @@ def test_pipeline_submit_upload_passes_a_plain_document_through(captured_message
     assert job.document.name == "x.txt"
 
 
-def test_an_archive_through_the_upload_form_lands_on_the_job_list(client, captured_messages):
+def test_an_archive_through_the_upload_form_lands_on_its_jobs_page(client, captured_messages):
     response = client.post("/", {"file": SimpleUploadedFile("notes.zip", zip_of(FILES))})
-    assert response.status_code == 303 and response["Location"] == "/jobs/"
-    assert Document.objects.count() == 3
+    [job] = Job.objects.all()
+    assert response.status_code == 303 and response["Location"] == f"/jobs/{job.pk}/"
+    assert job.format == "archive"

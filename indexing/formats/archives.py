@@ -18,6 +18,7 @@ from typing import IO
 from indexing.formats.records import ParseError
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+ARCHIVE_FORMAT = "archive"  # a stored archive's format: unpacked by a worker, its files each a document
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from indexing.formats import Chunk as SplitChunk
 from indexing.formats import ParseError, SplitResult, parse_chunk, sniff_encoding
+from indexing.formats.archives import ARCHIVE_FORMAT
 from indexing.formats.records import ParsedRecord, RecordError
 from indexing.models import BatchTrigger, Chunk, Document, Job, Source, Status
 from indexing.pipeline import dispatch, jobs, statistics
@@ -68,7 +69,12 @@ def _lane_filter(name: str) -> Q:
 
 
 def is_small(job: Job) -> bool:
-    return job.size <= settings.QUERN_BATCH_MAX_BYTES
+    return job.size <= settings.QUERN_BATCH_MAX_BYTES and job.format != ARCHIVE_FORMAT
+
+
+def _small() -> Q:
+    """is_small, as a query: an archive, however small, is unpacked on its own."""
+    return Q(size__lte=settings.QUERN_BATCH_MAX_BYTES) & ~Q(format=ARCHIVE_FORMAT)
 
 
 def owes_trigger(job: Job) -> bool:
@@ -109,8 +115,8 @@ def waiting_triggers(now) -> list[int]:
         job_id = (
             Job.objects.filter(
                 _lane_filter(name),
+                _small(),
                 status=Status.QUEUED,
-                size__lte=settings.QUERN_BATCH_MAX_BYTES,
                 created_at__lt=before,
             )
             .order_by("pk")
@@ -154,7 +160,7 @@ def take(job_id: int) -> list[int] | None:
         members |= Q(status=Status.SPLITTING, claimed_by=job.pk)
         others = list(
             Job.objects.select_for_update(skip_locked=True)
-            .filter(members, _lane_filter(name), size__lte=settings.QUERN_BATCH_MAX_BYTES)
+            .filter(members, _lane_filter(name), _small())
             .exclude(pk=job.pk)
             .order_by("pk")
             .values_list("pk", flat=True)[: settings.QUERN_BATCH_SIZE - len(own)]
@@ -222,7 +228,7 @@ def _internal_error() -> dict[str, str]:
 def _trigger_next(name: str) -> None:
     """Send the trigger of the lane's oldest small job still queued, if any."""
     waiting = (
-        Job.objects.filter(_lane_filter(name), status=Status.QUEUED, size__lte=settings.QUERN_BATCH_MAX_BYTES)
+        Job.objects.filter(_lane_filter(name), _small(), status=Status.QUEUED)
         .order_by("pk")
         .values_list("pk", flat=True)
         .first()

@@ -11,8 +11,7 @@ from django.db import IntegrityError, transaction
 
 from indexing.errors import QuernError, StorageFull
 from indexing.formats import detect_format, sniff_encoding
-from indexing.formats.archives import Limits, is_archive
-from indexing.formats.archives import members as archive_members
+from indexing.formats.archives import ARCHIVE_FORMAT, is_archive
 from indexing.formats.compressed import uncompressed
 from indexing.models import Document, Job, Source, Status
 from indexing.pipeline.batching import is_small, lane, owes_lane_trigger, owes_trigger
@@ -69,7 +68,11 @@ class Incoming:
 
 
 def submit_many(
-    incoming: Iterable[Incoming], *, source: str = Source.API, gunzip: bool = True
+    incoming: Iterable[Incoming],
+    *,
+    source: str = Source.API,
+    gunzip: bool = True,
+    archive_id: int | None = None,
 ) -> list[Job | QuernError]:
     """Many new documents at once: each stored as it comes (a stream is read before the next),
     their documents and jobs written BULK_WRITE at a time, one batch trigger per lane.
@@ -103,7 +106,7 @@ def submit_many(
             results.append(error)
             continue
         document = _new_document(stored, name, fields)
-        job = Job(size=stored.size, sha256=stored.sha256, file=stored.name, **fields)
+        job = Job(size=stored.size, sha256=stored.sha256, file=stored.name, archive_id=archive_id, **fields)
         unsaved.append((document, job))
         results.append(job)
         if len(unsaved) >= BULK_WRITE:
@@ -183,32 +186,19 @@ def submit_upload(
     source: str = Source.API,
     replace: int | None = None,
 ) -> list[Job]:
-    """A document, or each file of an archive (.zip, .tar, .tar.gz) as a document named by its
-    path: all of them in one transaction, or — past a limit, or on a damaged archive — none."""
+    """A document's job; for an archive (.zip, .tar, .tar.gz), the archive's own job: stored as it
+    came, and unpacked by a worker (pipeline.unpacking), each file a document named by its path."""
     if not is_archive(name) or replace is not None:
         return [submit(stream, name=name, options=options, source=source, replace=replace)]
     if options.idempotency_key:
         raise QuernError(
             "bad_parameter", "An idempotency key stands for one document, not an archive of many."
         )
-    limits = Limits(
-        members=settings.QUERN_ARCHIVE_MAX_MEMBERS,
-        total_bytes=settings.QUERN_ARCHIVE_MAX_BYTES,
-        ratio=settings.QUERN_ARCHIVE_MAX_RATIO,
-    )
-    with transaction.atomic():
-        # Members are stored as they are: a .gz inside an archive is not unpacked again, so the
-        # archive's budget is what is unpacked in all.
-        results = submit_many(
-            (Incoming(member, path, options) for path, member in archive_members(stream, name, size, limits)),
-            source=source,
-            gunzip=False,
-        )
-        if not results:
-            raise QuernError("empty_archive", f"{name} holds no files to index.")
-        if refused := next((r for r in results if isinstance(r, QuernError)), None):
-            raise refused  # all the members or none
-    return results
+    # Stored as sent (a .tar.gz stays compressed: tarfile reads it); the files' options with it.
+    stored, name, fields = _stored(Incoming(stream, name, options), source=source, gunzip=False)
+    fields["format"] = ARCHIVE_FORMAT
+    fields["split_info"] = {"options": options.model_dump(mode="json", exclude_none=True)}
+    return [_create_job(stored, name=name, replace=None, **fields)]
 
 
 def _job_for_key(key: str) -> Job | None:
