@@ -23,7 +23,20 @@ from pathlib import Path
 
 from bench.stack import ROOT, Stack, mode_env, recreate_database
 
-ALL = ("ingest", "floor", "naive", "search", "tts", "small", "amqp", "archive", "load", "memory", "chunks")
+ALL = (
+    "ingest",
+    "floor",
+    "naive",
+    "search",
+    "tts",
+    "small",
+    "amqp",
+    "archive",
+    "big-archive",
+    "load",
+    "memory",
+    "chunks",
+)
 DEFAULT_CHUNK_SIZES = (100, 300, 1000, 3000, 5000, 10000, 20000, 50000)
 TARGETS = {
     # search_rps_before: 8 clients' requests/s through the API before issue 11 (docs/bench/*.json).
@@ -223,6 +236,12 @@ def run(args) -> dict:
             del rows
             results["archive"] = entry
             print_archive(results)
+
+        if "big-archive" in only:
+            members = args.archive_members
+            tiny = w.make_tiny_archive(scratch / f"tiny-{members}.tar.gz", members)
+            results["big_archive"] = w.archive_once(stack, tiny, members) | {"bytes": tiny.stat().st_size}
+            print_big_archive(results)
 
         if "load" in only:
             queries = [q.strip() for q in (corpus / "queries.txt").read_text().splitlines() if q.strip()]
@@ -474,6 +493,18 @@ def print_chunks(r: dict) -> None:
     table("Chunk size on sentences.csv (one run each)", ["chunk size", "time", "rec/s"], rows)
 
 
+def print_big_archive(r: dict) -> None:
+    a = r["big_archive"]
+    ended = ", ".join(f"{k} {v:,}" for k, v in a["statuses"].items())
+    table(
+        f"One .tar.gz of {a['members']:,} one-line files ({a['bytes'] / 1e6:.1f} MB): POST "
+        f"{a['posting_seconds']:.2f} s, unpacked into jobs at {a['unpacking_seconds']:.1f} s, every "
+        f"file's job ended at {a['seconds']:.1f} s ({ended})",
+        ["process", "peak RSS"],
+        [[role, f"{mb:.0f} MB"] for role, mb in a["peak_rss_mb"].items()],
+    )
+
+
 def print_memory(r: dict) -> None:
     m = r["memory"]
     rows = [[role, f"{mb:.0f} MB"] for role, mb in m["peak_rss_mb"].items()]
@@ -494,6 +525,7 @@ def print_all(r: dict) -> None:
         ("small_documents", print_small),
         ("amqp_documents", print_amqp),
         ("archive", print_archive),
+        ("big_archive", print_big_archive),
         ("load", print_load),
         ("chunk_sizes", print_chunks),
         ("memory", print_memory),
@@ -601,6 +633,17 @@ def verdicts(r: dict) -> list[tuple[str, str, bool]]:
                 "load: every accepted job succeeded",
                 f"{d['succeeded']:,} of {d['accepted']:,}",
                 d["succeeded"] == d["accepted"],
+            )
+        )
+    if "big_archive" in r:
+        a = r["big_archive"]
+        peak = max(a["peak_rss_mb"].values())
+        failed = sum(v for k, v in a["statuses"].items() if k != "succeeded")
+        out.append(
+            (
+                f"archive of {a['members']:,} files: no process above 300 MB",
+                f"{peak:.0f} MB, {failed} failed",
+                peak <= 300 and not failed,
             )
         )
     if "memory" in r:
@@ -836,6 +879,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--search-rounds", type=int, default=10, help="passes over the query set (1 client)")
     parser.add_argument("--tts-tries", type=int, default=50)
     parser.add_argument("--memory-bytes", type=int, default=2**30)
+    parser.add_argument(
+        "--archive-members", type=int, default=100_000, help="files of the big-archive workload's .tar.gz"
+    )
     parser.add_argument("--limit-rows", type=int, default=None, help="cut every file to N rows (smoke run)")
     parser.add_argument(
         "--output", default=None, help="results file (default bench/results/<mode>-<time>.json)"

@@ -16,7 +16,9 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -426,9 +428,12 @@ def make_big_csv(source: Path, target: Path, size: int) -> Path:
     return target
 
 
-def memory_while_ingesting(stack: Stack, path: Path) -> dict:
-    """Peak resident memory of each web and worker process while `path` goes through."""
+@contextmanager
+def peak_memory(stack: Stack) -> Iterator[dict[str, float]]:
+    """Peak resident memory of each process of the stack (web, worker and their children) while
+    the block runs, sampled every 0.2 s; filled in, by role, when the block ends."""
     peaks: dict[str, float] = {}
+    by_role: dict[str, float] = {}
     stop = threading.Event()
 
     def sample():
@@ -441,19 +446,20 @@ def memory_while_ingesting(stack: Stack, path: Path) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        result = ingest_once(stack, Workload(path.name, (path,), "csv"))
+        yield by_role
     finally:
         stop.set()
         sampler.join()
-    by_role: dict[str, float] = {}
-    for key, peak in peaks.items():
-        role = key.split(":")[0]
-        by_role[role] = max(by_role.get(role, 0.0), peak)
-    return result | {
-        "peak_rss_mb": by_role,
-        "peak_rss_mb_per_process": peaks,
-        "file_bytes": path.stat().st_size,
-    }
+        for key, peak in peaks.items():
+            role = key.split(":")[0]
+            by_role[role] = max(by_role.get(role, 0.0), peak)
+
+
+def memory_while_ingesting(stack: Stack, path: Path) -> dict:
+    """Peak resident memory of each web and worker process while `path` goes through."""
+    with peak_memory(stack) as peaks:
+        result = ingest_once(stack, Workload(path.name, (path,), "csv"))
+    return result | {"peak_rss_mb": peaks, "file_bytes": path.stat().st_size}
 
 
 # --- many small documents ------------------------------------------------------------------
@@ -603,29 +609,49 @@ def make_archive(paths: tuple[Path, ...], root: Path, target: Path) -> Path:
 
 
 def archive_once(stack: Stack, archive: Path, members: int) -> dict:
-    """One archive POSTed; from the POST to the last member's job end."""
-    started = time.time()
-    jobs = stack.client().post_files([archive])
-    posted = time.time() - started
-    assert len(jobs) == members, (len(jobs), members)
+    """One archive POSTed; from the POST to the last file's job end, and each process's peak
+    memory meanwhile. The POST answers with the archive's own job; a worker unpacks it."""
     from django.db.models import Count, Max
 
     from indexing.models import Job, Record
 
-    ids = [j["id"] for j in jobs]
-    stack.client().wait_jobs([ids[-1]])
-    finished = Job.objects.filter(pk__in=ids)
-    while finished.filter(status__in=("succeeded", "failed", "cancelled")).count() < len(ids):
-        time.sleep(0.2)
-    statuses = dict(finished.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    last = finished.aggregate(last=Max("finished_at"))["last"].timestamp()
+    with peak_memory(stack) as peaks:
+        started = time.time()
+        [posted_job] = stack.client().post_files([archive])
+        posted = time.time() - started
+        [unpacked] = stack.client().wait_jobs([posted_job["id"]], interval=0.2)
+        unpacked_at = time.time()
+        assert unpacked["status"] == "succeeded", unpacked
+        files = Job.objects.filter(archive_id=posted_job["id"])
+        while files.filter(status__in=("succeeded", "failed", "cancelled")).count() < members:
+            time.sleep(0.5)
+    statuses = dict(files.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    last = files.aggregate(last=Max("finished_at"))["last"].timestamp()
     return {
         "members": members,
         "seconds": last - started,
         "posting_seconds": posted,
-        "records": Record.objects.filter(job_id__in=ids).count(),
+        "unpacking_seconds": unpacked_at - started,
+        "records": Record.objects.filter(job__archive_id=posted_job["id"]).count(),
         "statuses": statuses,
+        "peak_rss_mb": peaks,
     }
+
+
+def make_tiny_archive(target: Path, members: int) -> Path:
+    """A .tar.gz of `members` one-line text files (the million-member case of the memory target)."""
+    import tarfile
+
+    if not target.exists():
+        tmp = target.with_suffix(".tmp")
+        with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
+            for n in range(members):
+                data = b"a grey heron numbered %d stood in the reeds\n" % n
+                info = tarfile.TarInfo(f"notes/{n // 1000:04d}/{n}.txt")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        tmp.rename(target)
+    return target
 
 
 # --- load: a crowd submitting and a crowd searching at once ----------------------------------
