@@ -25,6 +25,9 @@ class Command(BaseCommand):
                 "Other programs cannot reach the filesystem broker, it cannot redeliver a message whose "
                 "consumer died, and it has no exchanges to publish events on. Use an amqp:// URL."
             )
+        # As a worker (project/celery.py): DEBUG's log of every SQL statement is not for a
+        # long-running process that writes in bulk.
+        settings.DEBUG = False
         with broker_connection() as connection:
             consumer = submit_consumer(connection)
 
