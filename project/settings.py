@@ -188,9 +188,10 @@ QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
 # made live together with the others waiting, up to this many in one batch.
 QUERN_BATCH_MAX_BYTES = env_int("QUERN_BATCH_MAX_BYTES", 256 * 1024)
 QUERN_BATCH_SIZE = env_int("QUERN_BATCH_SIZE", 500)
-# Archives (.zip, .tar, .tar.gz): at most this many files, unpacking to at most this many bytes
-# and this many times the archive's own size (a bomb is refused, nothing of it stored).
-QUERN_ARCHIVE_MAX_MEMBERS = env_int("QUERN_ARCHIVE_MAX_MEMBERS", 100_000)
+# Archives (.zip, .tar, .tar.gz), unpacked by a worker a batch at a time: at most this many files,
+# unpacking to at most this many bytes and this many times the archive's own size (a bomb fails
+# the archive's job, and none of its files is stored).
+QUERN_ARCHIVE_MAX_MEMBERS = env_int("QUERN_ARCHIVE_MAX_MEMBERS", 1_000_000)
 QUERN_ARCHIVE_MAX_BYTES = env_int("QUERN_ARCHIVE_MAX_BYTES", 2 * 1024**3)
 QUERN_ARCHIVE_MAX_RATIO = env_int("QUERN_ARCHIVE_MAX_RATIO", 100)
 # The open queue's consumer takes up to this many messages in one transaction (its prefetch).
