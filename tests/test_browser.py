@@ -255,3 +255,26 @@ def test_open_mode_says_so_on_the_page(live_server, page, shots, settings):
     settings.QUERN_REQUIRE_KEYS = False
     page.goto(live_server.url + "/")
     assert "anyone who can reach this server" in page.locator(".open-mode").inner_text()
+
+
+def test_an_archive_uploaded_through_the_page_is_followed_to_its_files_jobs(
+    live_server, pipeline, page, shots, tmp_path
+):
+    import zipfile
+
+    archive = tmp_path / "marsh.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("marsh/herons.csv", "id,text\n1,a grey heron\n2,a purple heron\n")
+        z.writestr("marsh/egrets.md", "# Egrets\n\nLittle egrets wade.\n")
+    page.goto(live_server.url + "/")
+    page.set_input_files("input[name=file]", str(archive))
+    page.get_by_role("button", name="Index it").click()
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#job-outcome")).to_contain_text("each file is a document")
+    expect(page.locator("#records-total")).to_have_text("2")
+    page.screenshot(path=str(shots / "archive-job.png"), full_page=True)
+    page.locator("#job-outcome a").click()
+    expect(page.locator("table.jobs")).to_contain_text("marsh/herons.csv")
+    expect(page.locator("table.jobs")).to_contain_text("marsh/egrets.md")
+    page.screenshot(path=str(shots / "archive-files.png"), full_page=True)
