@@ -13,6 +13,10 @@ urlpatterns = [
     path("jobs/<int:job_id>/retry", views.job_retry, name="job-retry"),
     path("search/", views.search, name="search"),
     path("status/", views.status, name="status"),
-    path("login/", auth_views.LoginView.as_view(template_name="indexing/login.html"), name="login"),
+    path(
+        "login/",
+        views.login_throttled(auth_views.LoginView.as_view(template_name="indexing/login.html")),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -44,6 +45,34 @@ def login_when_required(view=None, *, public=lambda: False):
         return guarded
 
     return wrap(view) if view else wrap
+
+
+def login_throttled(view):
+    """A login view that refuses an address after QUERN_LOGIN_FAILURES failed logins within
+    QUERN_LOGIN_WINDOW seconds (429 + Retry-After), so a password cannot be guessed at speed.
+    A failure is a POST that is not answered with the redirect of a login that worked."""
+
+    @wraps(view)
+    def throttled(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        key = f"quern:login-failures:{access.client_address(request)}"
+        window = settings.QUERN_LOGIN_WINDOW
+        if cache.get(key, 0) >= settings.QUERN_LOGIN_FAILURES:
+            response = HttpResponse(
+                f"Too many failed logins from this address: try again in {window // 60} minutes.",
+                status=429,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["Retry-After"] = str(window)
+            return response
+        response = view(request, *args, **kwargs)
+        if response.status_code != 302:
+            cache.add(key, 0, window)  # the window starts at the first failure
+            cache.incr(key)
+        return response
+
+    return throttled
 
 
 @login_when_required

@@ -218,6 +218,9 @@ QUERN_TRUSTED_PROXIES = env_int("QUERN_TRUSTED_PROXIES", 0)
 if QUERN_TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 QUERN_RATE_PER_ADDRESS = os.environ.get("QUERN_RATE_PER_ADDRESS", "200/s" if QUERN_REQUIRE_KEYS else "")
+# Failed logins (pages and admin) allowed per address within the window; then 429 until it ends.
+QUERN_LOGIN_FAILURES = env_int("QUERN_LOGIN_FAILURES", 10)
+QUERN_LOGIN_WINDOW = env_int("QUERN_LOGIN_WINDOW", 15 * 60)
 QUERN_RETRY_AFTER = env_int("QUERN_RETRY_AFTER", 30)  # seconds, the Retry-After of a refusal
 # Backfills feed new jobs only while waiting work is below this share of QUERN_MAX_WAITING, so
 # interactive submissions keep room (indexing/pipeline/backfills.py).

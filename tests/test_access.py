@@ -10,6 +10,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.management import call_command
@@ -285,3 +286,19 @@ def test_only_a_superuser_makes_an_admin_key_in_admin(client):
     assert not ApiKey.objects.exists()
     made = client.post("/admin/indexing/apikey/add/", {"name": "y", "scopes": ["search"], "expires_at": ""})
     assert made.status_code == 302 and ApiKey.objects.get().scopes == ["search"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("login", ["/login/", "/admin/login/"])
+def test_an_address_that_keeps_failing_to_log_in_is_held_off_even_with_the_right_password(client, login):
+    cache.clear()  # the counts of earlier tests' logins
+    User.objects.create_superuser("ada", password="the right one")
+    address = "10.9.0.1"
+    for _ in range(settings.QUERN_LOGIN_FAILURES):
+        wrong = client.post(login, {"username": "ada", "password": "a guess"}, REMOTE_ADDR=address)
+        assert wrong.status_code == 200  # the form again, with its error
+    held = client.post(login, {"username": "ada", "password": "the right one"}, REMOTE_ADDR=address)
+    assert held.status_code == 429 and held["Retry-After"] == str(settings.QUERN_LOGIN_WINDOW)
+    assert "Too many failed logins" in held.content.decode()
+    elsewhere = client.post(login, {"username": "ada", "password": "the right one"}, REMOTE_ADDR="10.8.0.1")
+    assert elsewhere.status_code == 302  # another address logs in
