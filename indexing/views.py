@@ -68,8 +68,10 @@ def login_throttled(view):
             return response
         response = view(request, *args, **kwargs)
         if response.status_code != 302:
-            cache.add(key, 0, window)  # the window starts at the first failure
-            cache.incr(key)
+            try:
+                cache.incr(key)
+            except ValueError:  # the first failure (or its window just ended): a window starts
+                cache.set(key, 1, window)
         return response
 
     return throttled

@@ -134,6 +134,25 @@ def test_an_unpack_killed_midway_resumes_after_the_files_it_stored_and_stores_no
     assert sorted(j.document.name for j in files_of(archive.pk)) == ["c.txt", "notes/a.csv", "notes/b.md"]
 
 
+def test_of_two_runs_of_one_unpack_at_once_only_one_stores_files(client, captured_messages, monkeypatch):
+    from contextlib import contextmanager
+
+    job = archive_job(client, "notes.zip", zip_of(FILES))
+    real_locked, calls = unpacking.jobs.locked, []
+
+    @contextmanager
+    def another_run_commits_first(job_id, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # this run's first batch (the first lock moved the job)
+            Job.objects.filter(pk=job_id).update(records_indexed=1)  # as the other run's commit
+        with real_locked(job_id, **kwargs) as locked:
+            yield locked
+
+    monkeypatch.setattr(unpacking.jobs, "locked", another_run_commits_first)
+    unpacking.split_alone(job["id"])
+    assert files_of(job["id"]) == []  # it stopped: the other run goes on from its own position
+
+
 def test_a_long_unpack_hands_the_rest_to_its_next_run_within_the_task_time_limit(
     client, captured_messages, monkeypatch
 ):
@@ -141,9 +160,11 @@ def test_a_long_unpack_hands_the_rest_to_its_next_run_within_the_task_time_limit
     monkeypatch.setattr(unpacking, "RUN_FOR", -1)  # the time is up after every batch
     job = archive_job(client, "notes.zip", zip_of(FILES))
     captured_messages.clear()
-    unpacking.split_alone(job["id"])
-    assert len(files_of(job["id"])) == 1
+    unpacking.split_alone(job["id"])  # counts, and hands the storing on
+    assert files_of(job["id"]) == [] and Job.objects.get(pk=job["id"]).records_total == 3
     assert ("quern.split", [job["id"]]) in [(m[0], m[1]) for m in captured_messages]
+    unpacking.split_alone(job["id"])  # one batch at least per run, then hands on
+    assert len(files_of(job["id"])) == 1
     for _ in range(3):
         unpacking.split_alone(job["id"])
     assert Job.objects.get(pk=job["id"]).status == "succeeded" and len(files_of(job["id"])) == 3

@@ -82,9 +82,11 @@ class _Visibility(HTMLParser):
         # HTML reads `<![…` outside SVG and MathML as a bogus comment that ends at the next `>`;
         # Python 3.11's parser raises AssertionError on a keyword it does not know (`<![diagram[`,
         # found by the fuzzer). -1: not ended yet, wait for more input (at the end it is text).
+        position = self.lineno, self.offset  # the refusal moved them on; goahead moves them again
         try:
             return super().parse_marked_section(i, report)
         except AssertionError:
+            self.lineno, self.offset = position
             end = self.rawdata.find(">", i + 3)
             return -1 if end < 0 else end + 1
 

@@ -67,6 +67,7 @@ def _members(job: Job) -> Iterator[tuple[str, object]]:
 
 
 def unpack(job_id: int) -> None:
+    started = time.monotonic()  # RUN_FOR counts from the task's start, the count pass included
     with jobs.locked(job_id, with_document=True) as job:
         if job is None or not jobs.can_move(job, Status.SPLITTING):
             return
@@ -84,7 +85,18 @@ def unpack(job_id: int) -> None:
             )
             return
         Job.objects.filter(pk=job_id).update(records_total=count)
-    _store_members(job_id)
+        if _hand_off(job_id, started):  # a long count: the next run stores, counting no more
+            return
+    _store_members(job_id, started)
+
+
+def _hand_off(job_id: int, started: float) -> bool:
+    """Past RUN_FOR since the task started: the next run goes on from here, within the task's
+    time limit (a huge archive takes many runs)."""
+    if time.monotonic() - started <= RUN_FOR:
+        return False
+    send_after_commit([("quern.split", [job_id])])
+    return True
 
 
 def _count_through(job: Job) -> int:
@@ -97,11 +109,12 @@ def _count_through(job: Job) -> int:
     return count
 
 
-def _store_members(job_id: int) -> None:
+def _store_members(job_id: int, started: float) -> None:
     job = Job.objects.select_related("document").get(pk=job_id)
     options = SubmitOptions.model_validate(job.split_info.get("options") or {})
     # Resume after the files a previous run committed; they are read past, not stored again.
-    members = itertools.islice(_members(job), job.records_indexed, None)
+    position = job.records_indexed
+    members = itertools.islice(_members(job), position, None)
     names: list[str] = []
 
     def incoming() -> Iterator[Incoming]:
@@ -110,12 +123,15 @@ def _store_members(job_id: int) -> None:
             yield Incoming(member, path, options)
 
     files = incoming()
-    started = time.monotonic()
     while True:
         names.clear()
         with jobs.locked(job_id) as locked:
             if locked is None or locked.status != Status.SPLITTING:
                 return  # cancelled (or failed) meanwhile: the files stored so far keep their jobs
+            if locked.records_indexed != position:
+                # Another run of this unpack (a redelivery beside its hand-off) stored files since
+                # this one read its position: that run goes on, this one stops before storing any.
+                return
             try:
                 results = submit_many(
                     itertools.islice(files, BULK_WRITE), source=locked.source, gunzip=False, archive_id=job_id
@@ -129,9 +145,8 @@ def _store_members(job_id: int) -> None:
                 _succeed(locked)
                 return
             _count_stored(locked, results, names)
-        if time.monotonic() - started > RUN_FOR:
-            # Within the task's time limit: the next run goes on from here (a huge archive).
-            send_after_commit([("quern.split", [job_id])])
+            position = locked.records_indexed
+        if _hand_off(job_id, started):
             return
 
 

@@ -75,3 +75,10 @@ def test_an_unknown_marked_section_is_read_as_a_comment_not_a_crash(read_documen
     _, records, errors = read_document(data, "html")
     assert [r.title for r in records] == ["Herons", "Egrets"] and not errors
     assert "grey heron" in records[0].body and "diagram" not in records[0].body
+
+
+def test_sections_after_an_unknown_marked_section_start_at_their_own_byte(read_document):
+    data = b"<body><![ odd ]><h1>One</h1>x<h2>Two</h2>y</body>"
+    result, records, _ = read_document(data, "html", chunk_size=1)
+    assert [r.title for r in records] == ["One", "Two"]
+    assert [data[c.start : c.start + 4] for c in result.chunks] == [b"<h1>", b"<h2>"]
