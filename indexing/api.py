@@ -438,7 +438,7 @@ def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
     url_name="document-reindex",
     auth=MANAGING,
     summary="Re-index a stored document: a new job; the live version stays until it succeeds",
-    response={202: schemas.Job, 410: schemas.Error, **ERRORS},
+    response={202: schemas.Job, 409: schemas.Error, 410: schemas.Error, **ERRORS},
 )
 def document_reindex(request: HttpRequest, document_id: int) -> HttpResponse:
     return _accepted([pipeline.reindex(document_id, source=Source.API)])

@@ -239,3 +239,33 @@ def test_an_archive_through_the_upload_form_lands_on_its_jobs_page(client, captu
     [job] = Job.objects.all()
     assert response.status_code == 303 and response["Location"] == f"/jobs/{job.pk}/"
     assert job.format == "archive"
+
+
+def test_an_unpacked_archive_is_not_unpacked_again_by_a_reindex_a_retry_or_a_backfill(
+    client, captured_messages
+):
+    from indexing.pipeline import backfills, finish
+
+    archive = _unpacked(client, "notes.zip", zip_of(FILES))
+    response = client.post(f"/api/documents/{archive.document_id}/reindex")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "archive_unpacked"
+    finish.fail(archive.pk, {"code": "x", "message": "x"})  # (it succeeded; a retry is refused all the same)
+    assert client.post(f"/api/jobs/{archive.pk}/retry").status_code == 409
+    assert archive.document_id not in set(backfills.matching_documents({}).values_list("pk", flat=True))
+    assert len(files_of(archive.pk)) == 3 and Job.objects.filter(format="archive").count() == 1
+
+
+def test_an_archive_that_failed_before_storing_a_file_may_be_retried_with_its_options(
+    client, captured_messages
+):
+    from indexing.pipeline import finish
+
+    response = client.post(
+        "/api/documents", {"file": SimpleUploadedFile("notes.zip", zip_of(FILES)), "chunk_size": "7"}
+    )
+    first = response.json()["id"]
+    finish.fail(first, {"code": "bad_archive", "message": "as if it had been damaged"})
+    retried = client.post(f"/api/jobs/{first}/retry")
+    assert retried.status_code == 202, retried.content
+    unpacking.split_alone(retried.json()["id"])
+    assert sorted(j.chunk_size for j in files_of(retried.json()["id"])) == [7, 7, 7]

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from indexing.errors import QuernError
+from indexing.formats.archives import ARCHIVE_FORMAT
 from indexing.models import ACTIVE_STATUSES, Backfill, BackfillStatus, Document, Job, Source, Status
 from indexing.pipeline.backpressure import waiting_work
 from indexing.pipeline.finish import cancel as cancel_job
@@ -40,8 +41,9 @@ def _since(value: str) -> datetime:
 
 
 def matching_documents(filters: dict[str, Any]) -> QuerySet[Document]:
-    """The documents a backfill covers, in id order (the cursor's order)."""
-    documents = Document.objects.all()
+    """The documents a backfill covers, in id order (the cursor's order). Not an archive: its
+    files are documents of their own, and unpacking it again would store them all again."""
+    documents = Document.objects.exclude(format=ARCHIVE_FORMAT)
     if filters.get("ids"):
         documents = documents.filter(pk__in=filters["ids"])
     if filters.get("since"):

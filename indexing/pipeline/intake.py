@@ -229,8 +229,17 @@ def _create_job(stored: StoredFile, *, name: str, replace: int | None, **fields:
 
 def _job_over(stored: Document | Job, *, document: Document, **fields: Any) -> Job:
     """A queued job over the stored input of a document or an earlier job; split after commit."""
+    what = f"Job {stored.pk}" if isinstance(stored, Job) else f"Document {stored.pk}"
+    if stored.format == ARCHIVE_FORMAT and (not isinstance(stored, Job) or stored.records_indexed):
+        # Its files are documents of their own (re-index those); unpacked again, every file would
+        # be stored again as a new document. An archive that stored none may be retried.
+        raise QuernError(
+            "archive_unpacked",
+            f"{what} is an archive whose files are documents of their own: re-index or retry those "
+            "(GET /api/jobs?archive=<the archive's job>), or submit the archive again.",
+            status=409,
+        )
     if not stored.file.name:
-        what = f"Job {stored.pk}" if isinstance(stored, Job) else f"Document {stored.pk}"
         raise QuernError(
             "input_removed",
             f"{what} has no stored input any more: the input of a failed or cancelled job is removed "
@@ -238,6 +247,8 @@ def _job_over(stored: Document | Job, *, document: Document, **fields: Any) -> J
             "Submit the document again.",
             status=410,
         )
+    if stored.format == ARCHIVE_FORMAT:  # a retry of an archive that stored none: its files' options
+        fields.setdefault("split_info", {"options": stored.split_info.get("options", {})})
     job = Job.objects.create(
         document=document,
         format=stored.format,
