@@ -4,6 +4,7 @@ that anything else still reads is kept."""
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from datetime import timedelta
 
@@ -25,7 +26,9 @@ def _bytes() -> bytes:
 def _failed(data: bytes, name: str = "godwits.csv", *, ended_ago: timedelta = timedelta(days=2)) -> Job:
     job = pipeline.submit(io.BytesIO(data), name=name)
     finish.fail(job.pk, {"code": "bad", "message": "it was bad"})
-    Job.objects.filter(pk=job.pk).update(finished_at=timezone.now() - ended_ago)
+    then = timezone.now() - ended_ago
+    Job.objects.filter(pk=job.pk).update(finished_at=then)
+    os.utime(default_storage.path(job.file.name), (then.timestamp(), then.timestamp()))  # stored then
     return Job.objects.get(pk=job.pk)
 
 
@@ -74,3 +77,25 @@ def test_an_input_a_live_version_keeps_for_reindexing_is_kept(captured_messages)
     Document.objects.filter(pk=other.document_id).update(live_job=other.pk)
     assert recovery.reconcile()["inputs_removed"] == 0
     assert default_storage.exists(failed.file.name)
+
+
+def test_an_input_stored_again_lately_is_kept_for_the_job_that_may_read_it(captured_messages):
+    from indexing.pipeline import storage
+
+    data = _bytes()
+    failed = _failed(data)
+    storage.store_stream(io.BytesIO(data))  # the same bytes again: a job for them may not be committed yet
+    assert recovery.reconcile()["inputs_removed"] == 0
+    assert default_storage.exists(failed.file.name)
+
+
+def test_inputs_still_needed_do_not_crowd_out_the_stale_ones(captured_messages, monkeypatch):
+    monkeypatch.setattr(recovery, "STALE_INPUTS_PER_RUN", 1)
+    kept = _bytes()
+    _failed(kept)  # its bytes are also a live version's: kept, run after run
+    other = pipeline.submit(io.BytesIO(kept), name="live.csv")
+    Job.objects.filter(pk=other.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
+    Document.objects.filter(pk=other.document_id).update(live_job=other.pk)
+    stale = _failed(_bytes(), name="later.csv")
+    assert recovery.reconcile()["inputs_removed"] == 1
+    assert not default_storage.exists(stale.file.name) and default_storage.exists(other.file.name)

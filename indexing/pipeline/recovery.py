@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
@@ -127,15 +128,24 @@ def remove_stale_inputs(now: datetime) -> int:
     removed, and their jobs (and a document that never went live) say so, so a retry answers
     410 input_removed. An input a live version, an unfinished or a newer job reads is kept."""
     before = now - timedelta(seconds=settings.QUERN_KEEP_FAILED_INPUT)
+    stale_jobs = Job.objects.filter(status__in=ENDED_BADLY, finished_at__lt=before)
+    # Only names nothing else reads: one a live version keeps must not fill every run's page.
+    read_elsewhere = Job.objects.filter(file=OuterRef("file")).exclude(
+        status__in=ENDED_BADLY, finished_at__lt=before
+    )
+    kept_live = Document.objects.filter(file=OuterRef("file"), live_job__isnull=False)
     names = set(
-        Job.objects.filter(status__in=ENDED_BADLY, finished_at__lt=before)
-        .exclude(file="")
+        stale_jobs.exclude(file="")
+        .exclude(Exists(read_elsewhere))
+        .exclude(Exists(kept_live))
         .values_list("file", flat=True)
         .distinct()[:STALE_INPUTS_PER_RUN]
     )
+    # A file stored again lately (store_stream touches one it reuses) may be read by a job whose
+    # transaction has not committed yet: it waits a keep period more.
+    names = {name for name in names if not _touched_since(name, before)}
     if not names:
         return 0
-    stale_jobs = Job.objects.filter(status__in=ENDED_BADLY, finished_at__lt=before)
     with transaction.atomic():
         gone = sorted(names - _needed(names, before))
         stale_jobs.filter(file__in=gone).update(file="")
@@ -160,3 +170,10 @@ def _needed(names: set[str], before: datetime) -> set[str]:
     )
     by_documents = Document.objects.filter(file__in=names, live_job__isnull=False)
     return set(by_jobs) | set(by_documents.values_list("file", flat=True))
+
+
+def _touched_since(name: str, moment: datetime) -> bool:
+    try:
+        return default_storage.get_modified_time(name) > moment
+    except (FileNotFoundError, NotImplementedError):
+        return False

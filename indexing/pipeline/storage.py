@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -52,24 +53,47 @@ def store_stream(stream: IO[bytes]) -> StoredFile:
             _no_room_is_full(spool.write, block)
         sha256 = digest.hexdigest()
         name = f"documents/{sha256[:2]}/{sha256}"
-        if not _whole(name, size):
+        if _whole(name, size):
+            _touch(name)  # in use again: reconcile's removal of stale inputs leaves it be
+        else:
             spool.seek(0)
-            try:
-                name = _no_room_is_full(default_storage.save, name, File(spool))
-            except StorageFull:
-                delete(name)  # the storage wrote part of it: a torn file must not pass for it later
-                raise
+            name = _save_whole(name, spool)
     return StoredFile(name=name, size=size, sha256=sha256, head=head)
 
 
+def _save_whole(name: str, spool: IO[bytes]) -> str:
+    """Write under a name of its own, then move it to `name` at once: no process ever finds part
+    of a file under `name` (two uploads of the same bytes at once, a crash or a full disk
+    mid-write). A storage without local paths is written in place."""
+    try:
+        default_storage.path(name)
+    except NotImplementedError:
+        return _no_room_is_full(default_storage.save, name, File(spool))
+    part = f"{name}.part-{uuid.uuid4().hex}"
+    try:
+        part = _no_room_is_full(default_storage.save, part, File(spool))
+        os.replace(default_storage.path(part), default_storage.path(name))
+    except BaseException:
+        delete(part)  # what the full disk (or anything else) left of it
+        raise
+    return name
+
+
 def _whole(name: str, size: int) -> bool:
-    """Is the content-addressed file there, whole? One torn by a crash mid-write is removed."""
+    """Is the content-addressed file there, whole? One torn by an older, in-place write is removed."""
     if not default_storage.exists(name):
         return False
     if default_storage.size(name) == size:
         return True
     delete(name)
     return False
+
+
+def _touch(name: str) -> None:
+    try:
+        os.utime(default_storage.path(name))
+    except (NotImplementedError, OSError):
+        pass  # a storage without local paths; or the file went meanwhile, and is written again later
 
 
 def _no_room_is_full(write, *args):
