@@ -16,10 +16,18 @@ Read = Callable[..., tuple[SplitResult, list[ParsedRecord], list[RecordError]]]
 
 
 def read(
-    data: bytes, fmt: str, chunk_size: int = 10**9, max_chunk_bytes: int | None = None
+    data: bytes,
+    fmt: str,
+    chunk_size: int = 10**9,
+    max_chunk_bytes: int | None = None,
+    *,
+    max_units: int | None = None,
+    max_fields: int | None = None,
 ) -> tuple[SplitResult, list[ParsedRecord], list[RecordError]]:
     """Split `data`, parse every chunk, and return the split with all records and errors in order."""
-    result = split_document(io.BytesIO(data), fmt, chunk_size, max_chunk_bytes)
+    result = split_document(
+        io.BytesIO(data), fmt, chunk_size, max_chunk_bytes, max_units=max_units, max_fields=max_fields
+    )
     records: list[ParsedRecord] = []
     errors: list[RecordError] = []
     for chunk in result.chunks:
@@ -30,6 +38,7 @@ def read(
             first_line=chunk.first_line,
             header=result.header,
             dialect=result.dialect,
+            max_fields=max_fields,
         )
         records += more
         errors += bad

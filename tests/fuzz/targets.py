@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 
-from indexing.formats import FORMATS, ParseError, detect_format, parse_chunk, sniff_encoding, split_document
+from indexing.formats import FORMATS, ParseError, detect_format, sniff_encoding
 from indexing.formats.encoding import transcode_to_utf8
 from indexing.query import (
     Lookup,
@@ -22,6 +22,7 @@ from indexing.query import (
     plan_to_fts5,
     words_to_check,
 )
+from tests.formats.conftest import read as read_document
 
 TARGETS = (*sorted(FORMATS), "detect", "query")
 
@@ -45,17 +46,8 @@ def one_input(data: bytes) -> None:
 
 
 def read(data: bytes, fmt: str) -> None:
-    result = split_document(io.BytesIO(data), fmt, 7, 4096, max_units=10_000, max_fields=1000)
-    for chunk in result.chunks:
-        parse_chunk(
-            data[chunk.start : chunk.end],
-            fmt,
-            first_ordinal=chunk.first_ordinal,
-            first_line=chunk.first_line,
-            header=result.header,
-            dialect=result.dialect,
-            max_fields=1000,
-        )
+    """As a worker reads a document: small chunks, a byte bound, the record and field limits."""
+    read_document(data, fmt, 7, 4096, max_units=10_000, max_fields=1000)
 
 
 def detect(data: bytes) -> None:
