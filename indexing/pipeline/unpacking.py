@@ -166,6 +166,5 @@ def _count_stored(job: Job, results: list[Job | QuernError], names: list[str]) -
 
 def _succeed(job: Job) -> None:
     """Every file has its job (or was refused, and says why on the archive's job)."""
-    jobs.move(job, Status.INDEXING)
-    job.chunks_total = job.chunks_done = 0
+    jobs.move(job, Status.INDEXING)  # the status machine's one way to an end that succeeded
     jobs.move(job, Status.SUCCEEDED)
