@@ -418,6 +418,10 @@ def print_amqp(r: dict) -> None:
     )
 
 
+def _statuses(a: dict) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in a["statuses"].items())
+
+
 def _archive_ratio(a: dict) -> float:
     return (a["records"] / a["seconds"]) / (a["floor_records"] / a["floor"])
 
@@ -434,7 +438,7 @@ def print_archive(r: dict) -> None:
                 f"{a['seconds']:.2f} (POST {a['posting_seconds']:.2f})",
                 f"{a['records']:,}",
                 f"{a['records'] / a['seconds']:,.0f}",
-                ", ".join(f"{k} {v:,}" for k, v in a["statuses"].items()),
+                _statuses(a),
             ],
             [
                 "floor",
@@ -495,11 +499,10 @@ def print_chunks(r: dict) -> None:
 
 def print_big_archive(r: dict) -> None:
     a = r["big_archive"]
-    ended = ", ".join(f"{k} {v:,}" for k, v in a["statuses"].items())
     table(
         f"One .tar.gz of {a['members']:,} one-line files ({a['bytes'] / 1e6:.1f} MB): POST "
         f"{a['posting_seconds']:.2f} s, unpacked into jobs at {a['unpacking_seconds']:.1f} s, every "
-        f"file's job ended at {a['seconds']:.1f} s ({ended})",
+        f"file's job ended at {a['seconds']:.1f} s ({_statuses(a)})",
         ["process", "peak RSS"],
         [[role, f"{mb:.0f} MB"] for role, mb in a["peak_rss_mb"].items()],
     )

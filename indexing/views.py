@@ -113,7 +113,7 @@ def upload(request: HttpRequest) -> HttpResponse:
 def job_list(request: HttpRequest) -> HttpResponse:
     jobs = Job.objects.select_related("document")
     archive = request.GET.get("archive", "")
-    archive = archive if archive.isdigit() and len(archive) < 19 else ""
+    archive = archive if archive.isdigit() and len(archive) < 19 else ""  # a job id fits a bigint
     if archive:  # the files of one archive job, from its page
         jobs = jobs.filter(archive_id=int(archive))
     page = Paginator(jobs, settings.QUERN_PAGE_SIZE).get_page(request.GET.get("page"))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from indexing.broker.monitor import queue_depth
@@ -129,47 +129,42 @@ def remove_stale_inputs(now: datetime) -> int:
     410 input_removed. An input a live version, an unfinished or a newer job reads is kept."""
     before = now - timedelta(seconds=settings.QUERN_KEEP_FAILED_INPUT)
     stale_jobs = Job.objects.filter(status__in=ENDED_BADLY, finished_at__lt=before)
+    reading_jobs, live_documents = _readers(before)
     # Only names nothing else reads: one a live version keeps must not fill every run's page.
-    read_elsewhere = Job.objects.filter(file=OuterRef("file")).exclude(
-        status__in=ENDED_BADLY, finished_at__lt=before
-    )
-    kept_live = Document.objects.filter(file=OuterRef("file"), live_job__isnull=False)
     names = set(
         stale_jobs.exclude(file="")
-        .exclude(Exists(read_elsewhere))
-        .exclude(Exists(kept_live))
+        .exclude(Exists(reading_jobs.filter(file=OuterRef("file"))))
+        .exclude(Exists(live_documents.filter(file=OuterRef("file"))))
         .values_list("file", flat=True)
         .distinct()[:STALE_INPUTS_PER_RUN]
     )
     # A file stored again lately (store_stream touches one it reuses) may be read by a job whose
     # transaction has not committed yet: it waits a keep period more.
-    names = {name for name in names if not _touched_since(name, before)}
-    if not names:
+    gone = sorted(name for name in names if not _touched_since(name, before))
+    if not gone:
         return 0
     with transaction.atomic():
-        gone = sorted(names - _needed(names, before))
         stale_jobs.filter(file__in=gone).update(file="")
         # Only a document with nothing but stale jobs: one just made for the same bytes keeps its file.
         Document.objects.filter(file__in=gone, live_job__isnull=True).exclude(
             Exists(Job.objects.filter(document=OuterRef("pk")).exclude(pk__in=stale_jobs.values("pk")))
         ).update(file="")
-    # A submission of the same bytes stored since the read above keeps its file.
-    gone = [name for name in gone if name not in _needed(set(gone), before)]
+    # A submission of the same bytes committed since the read above keeps its file.
+    needed = {*reading_jobs.filter(file__in=gone).values_list("file", flat=True)}
+    needed |= {*live_documents.filter(file__in=gone).values_list("file", flat=True)}
+    gone = [name for name in gone if name not in needed]
     for name in gone:
         storage.delete(name)
     return len(gone)
 
 
-def _needed(names: set[str], before: datetime) -> set[str]:
-    """Which of the stored input names a job still reads (any but failed or cancelled before
-    `before`) or a live document keeps for re-indexing."""
-    by_jobs = (
-        Job.objects.filter(file__in=names)
-        .exclude(status__in=ENDED_BADLY, finished_at__lt=before)
-        .values_list("file", flat=True)
+def _readers(before: datetime) -> tuple[QuerySet[Job], QuerySet[Document]]:
+    """What keeps a stored input: any job but a failed or cancelled one ended before `before`,
+    and a live document (for re-indexing)."""
+    return (
+        Job.objects.exclude(status__in=ENDED_BADLY, finished_at__lt=before),
+        Document.objects.filter(live_job__isnull=False),
     )
-    by_documents = Document.objects.filter(file__in=names, live_job__isnull=False)
-    return set(by_jobs) | set(by_documents.values_list("file", flat=True))
 
 
 def _touched_since(name: str, moment: datetime) -> bool:
