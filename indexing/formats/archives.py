@@ -8,6 +8,7 @@ that says which limit, and what to do.
 
 from __future__ import annotations
 
+import struct
 import tarfile
 import zipfile
 import zlib
@@ -98,22 +99,110 @@ def _path(name: str) -> str:
 
 
 def _zip_members(stream: IO[bytes], budget: _Budget) -> Iterator[tuple[str, IO[bytes]]]:
-    try:
-        archive = zipfile.ZipFile(stream)  # type: ignore[arg-type]
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ParseError("bad_archive", f"{budget.name} is not a readable zip archive ({error}).") from None
-    with archive:
-        files = [info for info in archive.infolist() if not info.is_dir() and info.file_size > 0]
-        for info in files:  # every declared size is checked before anything is unpacked
-            budget.member(info.file_size)
-        for info in files:
-            try:
-                with archive.open(info) as member:
-                    yield _path(info.filename), _Counted(member, budget)  # type: ignore[misc]
-            except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
-                raise ParseError(
-                    "bad_archive", f"{budget.name}: {info.filename} cannot be unpacked ({error})."
-                ) from None
+    for entry in _zip_directory(stream, budget.name):
+        budget.member(entry.file_size)  # every entry counts, directories and empty files too
+        if entry.filename.endswith("/") or entry.file_size == 0:
+            continue
+        if entry.flag_bits & _ZIP_ENCRYPTED:
+            raise ParseError(
+                "bad_archive", f"{budget.name}: {entry.filename} is encrypted; send it unencrypted."
+            )
+        if entry.compress_type not in _ZIP_METHODS:
+            raise ParseError(
+                "bad_archive",
+                f"{budget.name}: {entry.filename} is compressed with method {entry.compress_type}, which "
+                "cannot be read here; store or deflate it.",
+            )
+        stream.seek(_zip_data_start(stream, entry, budget.name))
+        yield _path(entry.filename), _Counted(zipfile.ZipExtFile(stream, "rb", entry), budget)  # type: ignore[arg-type]
+
+
+# zipfile.ZipFile reads a zip's whole central directory into memory as ZipInfo objects, about 550
+# bytes an entry: 550 MB for a million files. The directory is read here one entry at a time
+# instead, and each file's bytes through zipfile's own ZipExtFile (its decompressors and CRC check).
+_ZIP_END = struct.Struct("<4s4H2LH")  # end of central directory
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_END = struct.Struct("<4sQ2H2L4Q")
+_ZIP_ENTRY = struct.Struct("<4s4B4HL2L5H2L")  # a central directory entry
+_ZIP_LOCAL = struct.Struct("<4s2B4HL2L2H")  # a file's local header
+_ZIP_ENCRYPTED, _ZIP_UTF8 = 0x1, 0x800
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+_ZIP_TAIL = _ZIP_END.size + 0xFFFF  # the end record, and a comment of at most 64 KB
+
+
+def _zip_directory(stream: IO[bytes], name: str) -> Iterator[zipfile.ZipInfo]:
+    """Each entry of the central directory, read one at a time (none is kept)."""
+
+    def bad(why: str) -> ParseError:
+        return ParseError("bad_archive", f"{name} is not a readable zip archive ({why}).")
+
+    size = stream.seek(0, 2)
+    tail_start = max(0, size - _ZIP_TAIL)
+    stream.seek(tail_start)
+    tail = stream.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _ZIP_END.size:
+        raise bad("no end of central directory record")
+    _, _, _, _, count, cd_size, cd_offset, _ = _ZIP_END.unpack_from(tail, at)
+    end_at = tail_start + at
+    locator_at = at - _ZIP64_LOCATOR.size
+    if locator_at >= 0 and tail[locator_at : locator_at + 4] == b"PK\x06\x07":
+        stream.seek(end_at - _ZIP64_LOCATOR.size - _ZIP64_END.size)
+        record = stream.read(_ZIP64_END.size)
+        if len(record) != _ZIP64_END.size or record[:4] != b"PK\x06\x06":
+            raise bad("a damaged zip64 end record")
+        _, _, _, _, _, _, _, count, cd_size, cd_offset = _ZIP64_END.unpack(record)
+        end_at -= _ZIP64_LOCATOR.size + _ZIP64_END.size
+    concat = end_at - cd_size - cd_offset  # bytes before the zip (a self-extracting stub), or 0
+    if concat < 0:
+        raise bad("its central directory lies outside the file")
+    position, end = cd_offset + concat, end_at
+    for _ in range(count):
+        stream.seek(position)
+        header = stream.read(_ZIP_ENTRY.size)
+        if len(header) != _ZIP_ENTRY.size or header[:4] != b"PK\x01\x02" or position >= end:
+            raise bad("a truncated or damaged central directory")
+        fields = _ZIP_ENTRY.unpack(header)
+        flags, method, _, _, crc, compressed, file_size = fields[5:12]
+        name_length, extra_length, comment_length, offset = *fields[12:15], fields[18]
+        raw_name = stream.read(name_length)
+        extra = stream.read(extra_length)
+        position += _ZIP_ENTRY.size + name_length + extra_length + comment_length
+        entry = zipfile.ZipInfo(raw_name.decode("utf-8" if flags & _ZIP_UTF8 else "cp437", "replace"))
+        entry.flag_bits, entry.compress_type, entry.CRC = flags, method, crc
+        entry.file_size, entry.compress_size, entry.header_offset = _zip64_sizes(
+            extra, file_size, compressed, offset
+        )
+        entry.header_offset += concat
+        yield entry
+
+
+def _zip64_sizes(extra: bytes, file_size: int, compressed: int, offset: int) -> tuple[int, int, int]:
+    """The real sizes and offset where the entry says 0xFFFFFFFF: its zip64 extra field holds them."""
+    values = [file_size, compressed, offset]
+    at = 0
+    while at + 4 <= len(extra):
+        tag, length = struct.unpack_from("<2H", extra, at)
+        if tag == 0x0001:
+            field, taken = extra[at + 4 : at + 4 + length], 0
+            for i, value in enumerate(values):
+                if value == 0xFFFFFFFF and taken + 8 <= len(field):
+                    values[i] = struct.unpack_from("<Q", field, taken)[0]
+                    taken += 8
+            break
+        at += 4 + length
+    return values[0], values[1], values[2]
+
+
+def _zip_data_start(stream: IO[bytes], entry: zipfile.ZipInfo, name: str) -> int:
+    stream.seek(entry.header_offset)
+    local = stream.read(_ZIP_LOCAL.size)
+    if len(local) != _ZIP_LOCAL.size or local[:4] != b"PK\x03\x04":
+        raise ParseError(
+            "bad_archive", f"{name}: {entry.filename} cannot be unpacked (its local header is damaged)."
+        )
+    name_length, extra_length = _ZIP_LOCAL.unpack(local)[-2:]
+    return entry.header_offset + _ZIP_LOCAL.size + name_length + extra_length
 
 
 def _tar_members(stream: IO[bytes], budget: _Budget) -> Iterator[tuple[str, IO[bytes]]]:
