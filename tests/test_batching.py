@@ -189,6 +189,20 @@ def test_a_full_batch_sends_the_trigger_of_the_next(captured_messages, clean_ind
     assert captured_messages[-1] == ("quern.split", [jobs[2].pk])
 
 
+def test_after_a_full_batch_sent_the_next_trigger_submissions_only_count_themselves_in(
+    captured_messages, clean_index, settings, monkeypatch
+):
+    monkeypatch.setattr(batching, "TRIGGER_RESEND", 3600)
+    settings.QUERN_BATCH_SIZE = 2
+    jobs = [small(n) for n in range(3)]
+    pipeline.take_batch(jobs[0].pk)
+    sent = list(captured_messages)
+    assert sent[-1] == ("quern.split", [jobs[2].pk])
+    later = [small(n) for n in (7, 8)]  # the trigger on its way takes them with the third
+    assert captured_messages == sent
+    assert pipeline.take_batch(jobs[2].pk) == [jobs[2].pk, later[0].pk]
+
+
 def test_a_trigger_whose_job_is_done_passes_its_duty_to_the_oldest_waiting(captured_messages, clean_index):
     first = small(1)
     pipeline.run_batch(first.pk, pipeline.take_batch(first.pk))
