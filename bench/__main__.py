@@ -239,8 +239,11 @@ def run(args) -> dict:
 
         if "big-archive" in only:
             members = args.archive_members
-            tiny = w.make_tiny_archive(scratch / f"tiny-{members}.tar.gz", members)
-            results["big_archive"] = w.archive_once(stack, tiny, members) | {"bytes": tiny.stat().st_size}
+            tiny = w.make_tiny_archive(scratch / f"tiny-{members}.{args.archive_kind}", members)
+            results["big_archive"] = w.archive_once(stack, tiny, members) | {
+                "bytes": tiny.stat().st_size,
+                "kind": args.archive_kind,
+            }
             print_big_archive(results)
 
         if "load" in only:
@@ -500,7 +503,7 @@ def print_chunks(r: dict) -> None:
 def print_big_archive(r: dict) -> None:
     a = r["big_archive"]
     table(
-        f"One .tar.gz of {a['members']:,} one-line files ({a['bytes'] / 1e6:.1f} MB): POST "
+        f"One {a.get('kind', 'tar.gz')} of {a['members']:,} one-line files ({a['bytes'] / 1e6:.1f} MB): POST "
         f"{a['posting_seconds']:.2f} s, unpacked into jobs at {a['unpacking_seconds']:.1f} s, every "
         f"file's job ended at {a['seconds']:.1f} s ({_statuses(a)})",
         ["process", "peak RSS"],
@@ -883,8 +886,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tts-tries", type=int, default=50)
     parser.add_argument("--memory-bytes", type=int, default=2**30)
     parser.add_argument(
-        "--archive-members", type=int, default=100_000, help="files of the big-archive workload's .tar.gz"
+        "--archive-members", type=int, default=100_000, help="files of the big-archive workload's archive"
     )
+    parser.add_argument("--archive-kind", choices=("tar.gz", "zip"), default="tar.gz", help="big-archive's")
     parser.add_argument("--limit-rows", type=int, default=None, help="cut every file to N rows (smoke run)")
     parser.add_argument(
         "--output", default=None, help="results file (default bench/results/<mode>-<time>.json)"
