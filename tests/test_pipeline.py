@@ -204,6 +204,25 @@ def test_lost_split_message_is_sent_again_by_reconcile(client, pipeline, monkeyp
     assert api_search(client, "narwhal")["total"] == 1
 
 
+def test_a_broker_that_refuses_the_connection_at_commit_leaves_a_202_and_a_queued_job(
+    client, db, monkeypatch
+):
+    from amqp.exceptions import NotAllowed
+    from celery import current_app
+
+    def refuse(*args, **kwargs):  # as RabbitMQ answers a vhost it does not know: amqp's own error
+        raise NotAllowed("Connection.open: (530) NOT_ALLOWED - vhost quern not found")
+
+    monkeypatch.setattr(current_app, "send_task", refuse)
+    response = client.post(
+        "/api/documents",
+        data={"name": "refused.txt", "content": "a refused walrus\n"},
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    assert Job.objects.get(pk=response.json()["id"]).status == Status.QUEUED  # reconcile sends it
+
+
 def test_index_chunk_sent_again_after_the_job_finished_changes_nothing(client, pipeline):
     from project.celery import app
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from amqp.exceptions import MessageNacked
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from kombu.exceptions import KombuError
 
 from indexing.models import Job, Source
 
@@ -53,10 +51,12 @@ def send_now(messages: list[Message]) -> None:
                 is_backfill = task_name in JOB_TASKS and args and args[0] in backfill
                 options = {"queue": settings.QUERN_BACKFILL_QUEUE} if is_backfill else {}
                 current_app.send_task(task_name, args=args, producer=producer, **options)
-    except (KombuError, OSError, MessageNacked):
-        # The broker is down at commit, or refused the publish (MessageNacked: a queue full under
-        # the max-length policy): the rows are committed and say what is left to do; reconcile
-        # re-sends it later (PITFALLS.md, "Enqueue on commit").
+    except Exception:
+        # The broker is down at commit, refused the publish (MessageNacked: a queue full under the
+        # max-length policy), or refused the connection itself (a vhost or a password it does not
+        # know: amqp's own errors, which kombu does not wrap). The rows are committed and say what
+        # is left to do; reconcile re-sends it later (PITFALLS.md, "Enqueue on commit"). Raised,
+        # it would answer a submission that was stored with a 500.
         logger.exception("Could not publish %d message(s); reconcile will re-send them", len(messages))
 
 
