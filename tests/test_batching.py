@@ -268,3 +268,16 @@ def test_one_document_s_unexpected_error_fails_it_alone(captured_messages, clean
     statuses = dict(Job.objects.values_list("pk", "status"))
     assert statuses == {jobs[0].pk: Status.SUCCEEDED, jobs[1].pk: Status.FAILED, jobs[2].pk: Status.SUCCEEDED}
     assert Job.objects.get(pk=jobs[1].pk).errors[-1]["code"] == "internal_error"
+
+
+def test_reconcile_sends_small_queued_jobs_one_trigger_per_lane_not_a_message_each(
+    captured_messages, clean_index, monkeypatch
+):
+    from indexing.pipeline import dispatch, recovery
+
+    jobs = [small(n) for n in range(30)]  # their trigger was lost with the broker
+    monkeypatch.setattr(recovery, "_queue_is_empty", lambda name: True)
+    resent: list = []
+    monkeypatch.setattr(dispatch, "send_now", resent.extend)
+    counts = recovery.reconcile(now=timezone.now() + timedelta(hours=1))
+    assert resent == [("quern.split", [jobs[0].pk])] and counts["split"] == 1

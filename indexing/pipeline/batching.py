@@ -75,7 +75,7 @@ def is_small(job: Job) -> bool:
     return job.size <= settings.QUERN_BATCH_MAX_BYTES and job.format != ARCHIVE_FORMAT
 
 
-def _small() -> Q:
+def small_jobs() -> Q:
     """is_small, as a query: an archive, however small, is unpacked on its own."""
     return Q(size__lte=settings.QUERN_BATCH_MAX_BYTES) & ~Q(format=ARCHIVE_FORMAT)
 
@@ -118,7 +118,7 @@ def waiting_triggers(now) -> list[int]:
         job_id = (
             Job.objects.filter(
                 _lane_filter(name),
-                _small(),
+                small_jobs(),
                 status=Status.QUEUED,
                 created_at__lt=before,
             )
@@ -163,7 +163,7 @@ def take(job_id: int) -> list[int] | None:
         members |= Q(status=Status.SPLITTING, claimed_by=job.pk)
         others = list(
             Job.objects.select_for_update(skip_locked=True)
-            .filter(members, _lane_filter(name), _small())
+            .filter(members, _lane_filter(name), small_jobs())
             .exclude(pk=job.pk)
             .order_by("pk")
             .values_list("pk", flat=True)[: settings.QUERN_BATCH_SIZE - len(own)]
@@ -237,7 +237,7 @@ def _trigger_next(name: str) -> None:
     split tasks run and 451 waiting for 785 batches, its own hand-off queued behind them).
     """
     waiting = (
-        Job.objects.filter(_lane_filter(name), _small(), status=Status.QUEUED)
+        Job.objects.filter(_lane_filter(name), small_jobs(), status=Status.QUEUED)
         .order_by("pk")
         .values_list("pk", flat=True)
         .first()

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 ENDED_BADLY = (Status.FAILED, Status.CANCELLED)
 STALE_INPUTS_PER_RUN = 500  # files removed per reconcile run: bounds its time after a flood of failures
+STALLED_PER_RUN = 10_000  # jobs re-sent per run, oldest first: bounds its memory and its messages
 
 
 def _queue_is_empty(name: str) -> bool:
@@ -57,11 +58,16 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
     idle = now - timedelta(seconds=settings.QUERN_RECONCILE_AFTER)
     # A split may legitimately run up to the task time limit before it looks lost.
     split_idle = idle - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    # A small queued job waits for its lane's batch trigger (re-sent below, one per lane), not a
+    # message of its own: a million files of an archive waiting their turn are not a million
+    # lost messages (listing them took one reconcile 15 s and 250 MB).
     stalled_splits = list(
         Job.objects.filter(
-            Q(status=Status.QUEUED, updated_at__lt=idle)
+            Q(status=Status.QUEUED, updated_at__lt=idle) & ~batching.small_jobs()
             | Q(status=Status.SPLITTING, updated_at__lt=split_idle)
-        ).values_list("pk", flat=True)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:STALLED_PER_RUN]
     )
     stalled_indexing = set(
         Job.objects.filter(status=Status.INDEXING, updated_at__lt=idle).values_list("pk", flat=True)
@@ -82,12 +88,10 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
         Chunk.objects.filter(job_id__in=stalled_indexing, done_at=None).values_list("job_id", flat=True)
     )
     unfinalized = stalled_indexing - waiting
-    messages: list[dispatch.Message] = [("quern.split", [job_id]) for job_id in stalled_splits]
     # A small job waits for its lane's batch trigger; a trigger lost with its message is sent
     # again here, for the oldest waiting job of each lane, well before the job looks stalled.
-    messages += [
-        ("quern.split", [job_id]) for job_id in batching.waiting_triggers(now) if job_id not in stalled_splits
-    ]
+    stalled_splits += [job_id for job_id in batching.waiting_triggers(now) if job_id not in stalled_splits]
+    messages: list[dispatch.Message] = [("quern.split", [job_id]) for job_id in stalled_splits]
     messages += [("quern.index_chunk", [job_id, number]) for job_id, number in undone]
     messages += [("quern.finalize", [job_id]) for job_id in sorted(unfinalized)]
     counts = {
