@@ -210,8 +210,10 @@ class Term(models.Model):
 
 
 class BatchTrigger(models.Model):
-    """Small submissions counted since the last batch claim, per lane (pipeline.batching): only the
-    first after a claim sends a split message, the rest wait in the queue for its batch."""
+    """Whether a batch trigger is on its way, per lane (pipeline.batching): only the first small
+    submission after a claim sends a split message, the rest wait in the queue for its batch.
+    `pending` counts the submissions that wrote since the claim (on PostgreSQL, those that found
+    no trigger on its way; the others only read)."""
 
     lane = models.CharField(max_length=16, unique=True)
     pending = models.PositiveIntegerField(default=0)

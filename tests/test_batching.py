@@ -4,6 +4,7 @@ each keeps its own job, status, errors and event; one bad document fails alone."
 from __future__ import annotations
 
 import io
+import time
 from datetime import timedelta
 
 import pytest
@@ -281,3 +282,47 @@ def test_reconcile_sends_small_queued_jobs_one_trigger_per_lane_not_a_message_ea
     monkeypatch.setattr(dispatch, "send_now", resent.extend)
     counts = recovery.reconcile(now=timezone.now() + timedelta(hours=1))
     assert resent == [("quern.split", [jobs[0].pk])] and counts["split"] == 1
+
+
+def test_small_submissions_racing_claims_are_each_claimed_by_a_trigger_sent_after_them(
+    captured_messages, clean_index
+):
+    """Submissions in threads, beside a claimer that follows every trigger as a worker would:
+    when all is done, no job is left queued with no trigger on its way (PostgreSQL takes the
+    lane's lock shared for submissions, alone for a claim; SQLite serializes the writes)."""
+    import threading
+
+    from django.db import connection
+
+    def submitter(k: int) -> None:
+        try:
+            for n in range(40):
+                small(1000 * k + n)
+        finally:
+            connection.close()
+
+    done = threading.Event()
+
+    def claimer() -> None:
+        try:
+            taken = 0
+            while not done.is_set() or taken < len(captured_messages):
+                if taken < len(captured_messages):
+                    pipeline.take_batch(captured_messages[taken][1][0])
+                    taken += 1
+                else:
+                    time.sleep(0.001)
+        finally:
+            connection.close()
+
+    claiming = threading.Thread(target=claimer)
+    claiming.start()
+    submitting = [threading.Thread(target=submitter, args=(k,)) for k in range(4)]
+    for thread in submitting:
+        thread.start()
+    for thread in submitting:
+        thread.join()
+    done.set()
+    claiming.join()
+    assert Job.objects.count() == 160
+    assert not Job.objects.filter(status=Status.QUEUED).exists()

@@ -47,6 +47,9 @@ LANE_INTERACTIVE, LANE_BACKFILL = "interactive", "backfill"
 # its way was lost (a broker outage). Not less: a trigger waits its turn behind a backlog, and at
 # 1 s every batch of a big archive's files re-sent one (about 1,400 for 785 batches, measured).
 TRIGGER_RESEND = 10.0
+# PostgreSQL advisory lock keys of the lanes' triggers: (LANE_LOCK, the lane's key).
+LANE_LOCK = 0x51524E  # "QRN"
+LANE_KEYS = {LANE_INTERACTIVE: 1, LANE_BACKFILL: 2}
 
 
 @dataclass
@@ -85,29 +88,51 @@ def owes_trigger(job: Job) -> bool:
 
     A big job, always. A small one only when no batch trigger of its lane is on its way: the
     first small submission after a batch's claim sends its split, which will claim every small
-    job queued by then; the ones after it only count themselves in. The lane's row is locked to
-    the commit, and a batch's claim resets it under the same lock, so a submission either is
-    seen by the claim or sees the reset and sends a new trigger. A trigger not claimed within
-    TRIGGER_RESEND seconds (lost with a broker outage, or slow behind a backlog) is sent again
-    by the next submission, so a lost one costs a second, not a reconcile interval.
+    job queued by then; the ones after it only count themselves in. A batch's claim resets the
+    lane's row under the lane's lock (owes_lane_trigger), so a submission either is seen by the
+    claim or sees the reset and sends a new trigger. A trigger not claimed within TRIGGER_RESEND
+    seconds (lost with a broker outage, or slow behind a backlog) is sent again by the next
+    submission, so a lost one costs seconds, not a reconcile interval.
     """
     return not is_small(job) or owes_lane_trigger(lane(job), 1)
 
 
 def owes_lane_trigger(name: str, count: int) -> bool:
-    """`count` small jobs of lane `name` were just created: does one of them send the trigger?"""
+    """`count` small jobs of lane `name` were just created: does one of them send the trigger?
+
+    On PostgreSQL a submission first takes its lane's lock shared, and a trigger already on its
+    way is only read: many submissions at once neither wait for each other nor write. Every one
+    of them wrote the lane's row and held its lock to the commit before, so a crowd's POSTs
+    committed one at a time, each behind the one before it. A claim takes the lock alone
+    (`_lock_lane`): it waits for the submissions under way, and sees what they committed.
+    SQLite runs one write transaction at a time anyway.
+    """
     now_ns = time.time_ns()
+    stale_ns = now_ns - int(TRIGGER_RESEND * 1e9)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", [LANE_LOCK, LANE_KEYS[name]])
+            cursor.execute("SELECT pending, sent_ns FROM indexing_batchtrigger WHERE lane = %s", [name])
+            row = cursor.fetchone()
+            if row is not None and row[0] > 0 and row[1] >= stale_ns:
+                return False  # on its way, and its claim waits for this submission's commit
         cursor.execute(
             "INSERT INTO indexing_batchtrigger (lane, pending, sent_ns) VALUES (%s, %s, %s)"
             " ON CONFLICT (lane) DO UPDATE SET pending = indexing_batchtrigger.pending + excluded.pending,"
             " sent_ns = CASE WHEN indexing_batchtrigger.pending = 0 OR indexing_batchtrigger.sent_ns < %s"
             " THEN excluded.sent_ns ELSE indexing_batchtrigger.sent_ns END"
             " RETURNING sent_ns",
-            [name, count, now_ns, now_ns - int(TRIGGER_RESEND * 1e9)],
+            [name, count, now_ns, stale_ns],
         )
         (sent_ns,) = cursor.fetchone()
     return sent_ns == now_ns  # this submission's own stamp: it sends the trigger
+
+
+def _lock_lane(name: str) -> None:
+    """A claim's exclusive hold on its lane (PostgreSQL), to its commit: see owes_lane_trigger."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LANE_LOCK, LANE_KEYS[name]])
 
 
 def waiting_triggers(now) -> list[int]:
@@ -148,6 +173,7 @@ def take(job_id: int) -> list[int] | None:
             return None
         name = lane(job)
         # First, under the lane's lock: what is submitted from here on sends its own trigger.
+        _lock_lane(name)
         BatchTrigger.objects.filter(lane=name).update(pending=0)
         # Staleness by claimed_at, which only a claim writes (reconcile touches updated_at).
         held_elsewhere = job.claimed_by not in (None, job.pk) and (job.claimed_at or now) >= stale
