@@ -219,6 +219,9 @@ class BatchTrigger(models.Model):
     pending = models.PositiveIntegerField(default=0)
     # When the last trigger was sent (epoch ns): also whose, since two submissions never share it.
     sent_ns = models.BigIntegerField(default=0)
+    # When the lane's last batch of a crowd (more than one job) was claimed, epoch ns, or 0: the
+    # next trigger runs QUERN_BATCH_LINGER_MS after it.
+    claimed_ns = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.lane}: {self.pending} waiting"

@@ -188,6 +188,11 @@ QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
 # made live together with the others waiting, up to this many in one batch.
 QUERN_BATCH_MAX_BYTES = env_int("QUERN_BATCH_MAX_BYTES", 256 * 1024)
 QUERN_BATCH_SIZE = env_int("QUERN_BATCH_SIZE", 500)
+# Milliseconds a lane's next batch waits after the one before it was claimed: in a crowd, the
+# documents of that time go together (a batch has a fixed cost, ~17 ms of CPU: 2.3 ms a document
+# in batches of 10, 0.6 in batches of 500, measured); a lone document, long after the last claim,
+# never waits.
+QUERN_BATCH_LINGER_MS = env_int("QUERN_BATCH_LINGER_MS", 200)
 # Archives (.zip, .tar, .tar.gz), unpacked by a worker a batch at a time: at most this many files,
 # unpacking to at most this many bytes and this many times the archive's own size (a bomb fails
 # the archive's job, and none of its files is stored).

@@ -161,6 +161,19 @@ def captured_messages(monkeypatch):
     """Keep task messages off the broker: services run in-process, step by step."""
     from indexing.pipeline import dispatch
 
-    sent: list[tuple[str, list]] = []
-    monkeypatch.setattr(dispatch, "send_now", lambda messages: sent.extend(messages))
+    sent = Captured()
+
+    def capture(messages, countdown=None):
+        sent.extend(messages)
+        sent.countdowns.extend([countdown or 0.0] * len(messages))
+
+    monkeypatch.setattr(dispatch, "send_now", capture)
     return sent
+
+
+class Captured(list):
+    """Task messages kept off the broker, in order; `countdowns`: each one's delay (0: at once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.countdowns: list[float] = []

@@ -30,7 +30,7 @@ def _indexed_document(name: str, text: str, *, fmt: str | None = None) -> Docume
 
 
 def _documents(count: int, monkeypatch) -> list[Document]:
-    monkeypatch.setattr(dispatch, "send_now", lambda messages: None)  # no broker while setting up
+    monkeypatch.setattr(dispatch, "send_now", lambda messages, **options: None)  # no broker while setting up
     documents = [_indexed_document(f"d{n}.txt", f"a grey heron number {n}\n") for n in range(count)]
     monkeypatch.undo()
     return documents
@@ -158,7 +158,7 @@ def test_a_new_document_is_searchable_within_seconds_while_a_backfill_runs(
     import statistics
     import time
 
-    monkeypatch.setattr(dispatch, "send_now", lambda messages: None)
+    monkeypatch.setattr(dispatch, "send_now", lambda messages, **options: None)
     rows = "".join(f"{n},stored sentence {n} about a bittern\n" for n in range(4000))
     for n in range(20):
         _indexed_document(f"big{n}.csv", "id,text\n" + rows, fmt="csv")

@@ -279,7 +279,7 @@ def test_reconcile_sends_small_queued_jobs_one_trigger_per_lane_not_a_message_ea
     jobs = [small(n) for n in range(30)]  # their trigger was lost with the broker
     monkeypatch.setattr(recovery, "_queue_is_empty", lambda name: True)
     resent: list = []
-    monkeypatch.setattr(dispatch, "send_now", resent.extend)
+    monkeypatch.setattr(dispatch, "send_now", lambda messages, **options: resent.extend(messages))
     counts = recovery.reconcile(now=timezone.now() + timedelta(hours=1))
     assert resent == [("quern.split", [jobs[0].pk])] and counts["split"] == 1
 
@@ -326,3 +326,22 @@ def test_small_submissions_racing_claims_are_each_claimed_by_a_trigger_sent_afte
     claiming.join()
     assert Job.objects.count() == 160
     assert not Job.objects.filter(status=Status.QUEUED).exists()
+
+
+def test_after_a_crowds_batch_the_next_trigger_lingers_so_the_crowd_goes_together(
+    captured_messages, clean_index, settings
+):
+    settings.QUERN_BATCH_LINGER_MS = 5000
+    jobs = [small(n) for n in range(3)]
+    assert captured_messages.countdowns == [0.0]  # the first: at once
+    assert pipeline.take_batch(jobs[0].pk) == [j.pk for j in jobs]  # a crowd of three
+    small(9)
+    assert captured_messages[-1][0] == "quern.split" and 4.0 < captured_messages.countdowns[-1] <= 5.0
+
+
+def test_after_a_lone_documents_batch_the_next_one_is_sent_at_once(captured_messages, clean_index, settings):
+    settings.QUERN_BATCH_LINGER_MS = 5000
+    first = small(1)
+    assert pipeline.take_batch(first.pk) == [first.pk]
+    later = small(2)
+    assert captured_messages[-1] == ("quern.split", [later.pk]) and captured_messages.countdowns[-1] == 0.0

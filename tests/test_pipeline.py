@@ -188,7 +188,7 @@ def test_lost_split_message_is_sent_again_by_reconcile(client, pipeline, monkeyp
     # racy on the filesystem broker; the job's row is the same either way.
     real_send = dispatch.send_now
     monkeypatch.setattr(
-        dispatch, "send_now", lambda messages: real_send([m for m in messages if m[0] != "quern.split"])
+        dispatch, "send_now", lambda messages, **options: real_send([m for m in messages if m[0] != "quern.split"], **options)
     )
     response = client.post(
         "/api/documents",
@@ -331,7 +331,7 @@ def test_past_the_waiting_limit_submissions_get_503_and_all_accepted_work_finish
     settings.QUERN_MAX_WAITING = 50
     held: list = []
     real_send = dispatch.send_now
-    monkeypatch.setattr(dispatch, "send_now", held.extend)
+    monkeypatch.setattr(dispatch, "send_now", lambda messages, **options: held.extend(messages))
     ids = []
     for n in range(50):
         response = client.post(

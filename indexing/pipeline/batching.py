@@ -83,22 +83,30 @@ def small_jobs() -> Q:
     return Q(size__lte=settings.QUERN_BATCH_MAX_BYTES) & ~Q(format=ARCHIVE_FORMAT)
 
 
-def owes_trigger(job: Job) -> bool:
-    """A job was just created (in the open transaction): does its split message need sending?
+def send_split(job: Job) -> None:
+    """A job was just created (in the open transaction): send its split message if it owes one.
 
     A big job, always. A small one only when no batch trigger of its lane is on its way: the
     first small submission after a batch's claim sends its split, which will claim every small
     job queued by then; the ones after it only count themselves in. A batch's claim resets the
-    lane's row under the lane's lock (owes_lane_trigger), so a submission either is seen by the
-    claim or sees the reset and sends a new trigger. A trigger not claimed within TRIGGER_RESEND
+    lane's row under the lane's lock (lane_trigger), so a submission either is seen by the claim
+    or sees the reset and sends a new trigger. A trigger not claimed within TRIGGER_RESEND
     seconds (lost with a broker outage, or slow behind a backlog) is sent again by the next
     submission, so a lost one costs seconds, not a reconcile interval.
     """
-    return not is_small(job) or owes_lane_trigger(lane(job), 1)
+    if not is_small(job):
+        send_after_commit([("quern.split", [job.pk])])
+    elif (delay := lane_trigger(lane(job), 1)) is not None:
+        send_after_commit([("quern.split", [job.pk])], countdown=delay)
 
 
-def owes_lane_trigger(name: str, count: int) -> bool:
-    """`count` small jobs of lane `name` were just created: does one of them send the trigger?
+def lane_trigger(name: str, count: int) -> float | None:
+    """`count` small jobs of lane `name` were just created: does one of them send the trigger,
+    and how many seconds later is it to run? None: a trigger is on its way already.
+
+    The delay lets a crowd gather: a trigger runs QUERN_BATCH_LINGER_MS after the lane's last
+    claim of more than one job, at once when that was longer ago or took a lone document (a lone
+    document never waits for company).
 
     On PostgreSQL a submission first takes its lane's lock shared, and a trigger already on its
     way is only read: many submissions at once neither wait for each other nor write. Every one
@@ -115,21 +123,24 @@ def owes_lane_trigger(name: str, count: int) -> bool:
             cursor.execute("SELECT pending, sent_ns FROM indexing_batchtrigger WHERE lane = %s", [name])
             row = cursor.fetchone()
             if row is not None and row[0] > 0 and row[1] >= stale_ns:
-                return False  # on its way, and its claim waits for this submission's commit
+                return None  # on its way, and its claim waits for this submission's commit
         cursor.execute(
-            "INSERT INTO indexing_batchtrigger (lane, pending, sent_ns) VALUES (%s, %s, %s)"
+            "INSERT INTO indexing_batchtrigger (lane, pending, sent_ns, claimed_ns) VALUES (%s, %s, %s, 0)"
             " ON CONFLICT (lane) DO UPDATE SET pending = indexing_batchtrigger.pending + excluded.pending,"
             " sent_ns = CASE WHEN indexing_batchtrigger.pending = 0 OR indexing_batchtrigger.sent_ns < %s"
             " THEN excluded.sent_ns ELSE indexing_batchtrigger.sent_ns END"
-            " RETURNING sent_ns",
+            " RETURNING sent_ns, claimed_ns",
             [name, count, now_ns, stale_ns],
         )
-        (sent_ns,) = cursor.fetchone()
-    return sent_ns == now_ns  # this submission's own stamp: it sends the trigger
+        sent_ns, claimed_ns = cursor.fetchone()
+    if sent_ns != now_ns:
+        return None  # another submission's stamp: it sends the trigger
+    since_claim = (now_ns - claimed_ns) / 1e9
+    return max(0.0, settings.QUERN_BATCH_LINGER_MS / 1000 - since_claim)
 
 
 def _lock_lane(name: str) -> None:
-    """A claim's exclusive hold on its lane (PostgreSQL), to its commit: see owes_lane_trigger."""
+    """A claim's exclusive hold on its lane (PostgreSQL), to its commit: see lane_trigger."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LANE_LOCK, LANE_KEYS[name]])
@@ -172,9 +183,7 @@ def take(job_id: int) -> list[int] | None:
         if not is_small(job) or job.status == Status.INDEXING:
             return None
         name = lane(job)
-        # First, under the lane's lock: what is submitted from here on sends its own trigger.
-        _lock_lane(name)
-        BatchTrigger.objects.filter(lane=name).update(pending=0)
+        _lock_lane(name)  # first: the submissions under way commit before the claim looks
         # Staleness by claimed_at, which only a claim writes (reconcile touches updated_at).
         held_elsewhere = job.claimed_by not in (None, job.pk) and (job.claimed_at or now) >= stale
         # Its own batch, delivered again; or a batch whose leader died long ago: take it over.
@@ -195,6 +204,10 @@ def take(job_id: int) -> list[int] | None:
             .values_list("pk", flat=True)[: settings.QUERN_BATCH_SIZE - len(own)]
         )
         ids = own + others
+        # Under the lane's lock: what is submitted from here on sends its own trigger, which
+        # lingers after a crowd's batch (more than one job), never after a lone document's.
+        crowd_ns = time.time_ns() if len(ids) > 1 else 0
+        BatchTrigger.objects.filter(lane=name).update(pending=0, claimed_ns=crowd_ns)
         if not ids:
             return []
         leader = leader or ids[0]  # the job is done or held: the trigger's duty passes on

@@ -39,8 +39,9 @@ def _backfill_jobs(messages: list[Message]) -> set[int]:
     return set(Job.objects.filter(pk__in=ids, source=Source.BACKFILL).values_list("pk", flat=True))
 
 
-def send_now(messages: list[Message]) -> None:
-    """Publish task messages at once; a broker that refuses them is logged, not raised."""
+def send_now(messages: list[Message], countdown: float | None = None) -> None:
+    """Publish task messages at once (to be run `countdown` seconds later, if given); a broker
+    that refuses them is logged, not raised."""
     if not messages:
         return
     try:
@@ -49,7 +50,9 @@ def send_now(messages: list[Message]) -> None:
             for task_name, args in messages:
                 # Interactive work and backfills never share one FIFO (README, "Priorities").
                 is_backfill = task_name in JOB_TASKS and args and args[0] in backfill
-                options = {"queue": settings.QUERN_BACKFILL_QUEUE} if is_backfill else {}
+                options: dict[str, Any] = {"queue": settings.QUERN_BACKFILL_QUEUE} if is_backfill else {}
+                if countdown:
+                    options["countdown"] = countdown
                 current_app.send_task(task_name, args=args, producer=producer, **options)
     except Exception:
         # The broker is down at commit, refused the publish (MessageNacked: a queue full under the
@@ -60,8 +63,8 @@ def send_now(messages: list[Message]) -> None:
         logger.exception("Could not publish %d message(s); reconcile will re-send them", len(messages))
 
 
-def send_after_commit(messages: list[Message]) -> None:
+def send_after_commit(messages: list[Message], countdown: float | None = None) -> None:
     """Publish task messages once the current transaction commits (at once outside one)."""
     if messages:
         # Looked up at commit time, so tests can keep messages off the broker (conftest).
-        transaction.on_commit(lambda: send_now(messages))
+        transaction.on_commit(lambda: send_now(messages, countdown=countdown))

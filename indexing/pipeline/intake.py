@@ -14,7 +14,7 @@ from indexing.formats import detect_format, sniff_encoding
 from indexing.formats.archives import ARCHIVE_FORMAT, is_archive
 from indexing.formats.compressed import uncompressed
 from indexing.models import Document, Job, Source, Status
-from indexing.pipeline.batching import is_small, lane, owes_lane_trigger, owes_trigger
+from indexing.pipeline.batching import is_small, lane, lane_trigger, send_split
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.storage import StoredFile, store_stream
 from indexing.schemas import SubmitOptions
@@ -171,10 +171,10 @@ def _create_many(unsaved: list[tuple[Document, Job]]) -> None:
                 first_small.setdefault(lane(job), []).append(job)
             else:
                 messages.append(("quern.split", [job.pk]))
-        for name, small in first_small.items():
-            if owes_lane_trigger(name, len(small)):
-                messages.append(("quern.split", [small[0].pk]))
         send_after_commit(messages)
+        for name, small in first_small.items():
+            if (delay := lane_trigger(name, len(small))) is not None:
+                send_after_commit([("quern.split", [small[0].pk])], countdown=delay)
 
 
 def submit_upload(
@@ -222,8 +222,7 @@ def _create_job(stored: StoredFile, *, name: str, replace: int | None, **fields:
         job = Job.objects.create(
             document=document, size=stored.size, sha256=stored.sha256, file=stored.name, **fields
         )
-        if owes_trigger(job):  # a small one may wait for the batch already triggered
-            send_after_commit([("quern.split", [job.pk])])
+        send_split(job)  # a small one may wait for the batch already triggered
     return job
 
 
@@ -258,8 +257,7 @@ def _job_over(stored: Document | Job, *, document: Document, **fields: Any) -> J
         file=stored.file.name,
         **fields,
     )
-    if owes_trigger(job):
-        send_after_commit([("quern.split", [job.pk])])
+    send_split(job)
     return job
 
 
