@@ -188,6 +188,7 @@ QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
 # made live together with the others waiting, up to this many in one batch.
 QUERN_BATCH_MAX_BYTES = env_int("QUERN_BATCH_MAX_BYTES", 256 * 1024)
 QUERN_BATCH_SIZE = env_int("QUERN_BATCH_SIZE", 500)
+QUERN_BATCH_BYTES = env_int("QUERN_BATCH_BYTES", 1024 * 1024)  # a batch's documents, in all
 # Milliseconds a lane's next batch waits after the one before it was claimed: in a crowd, the
 # documents of that time go together (a batch has a fixed cost, ~17 ms of CPU: 2.3 ms a document
 # in batches of 10, 0.6 in batches of 500, measured); a lone document, long after the last claim,

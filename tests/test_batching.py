@@ -345,3 +345,14 @@ def test_after_a_lone_documents_batch_the_next_one_is_sent_at_once(captured_mess
     assert pipeline.take_batch(first.pk) == [first.pk]
     later = small(2)
     assert captured_messages[-1] == ("quern.split", [later.pk]) and captured_messages.countdowns[-1] == 0.0
+
+
+def test_a_batch_takes_documents_up_to_its_bytes_and_triggers_the_next_beside_it(
+    captured_messages, clean_index, settings
+):
+    jobs = [small(n) for n in range(5)]
+    settings.QUERN_BATCH_BYTES = 2 * jobs[0].size + 1  # room for two of these documents
+    assert pipeline.take_batch(jobs[0].pk) == [jobs[0].pk, jobs[1].pk]
+    assert captured_messages[-1] == ("quern.split", [jobs[2].pk])
+    settings.QUERN_BATCH_BYTES = 1  # a document bigger than a batch still goes, alone
+    assert pipeline.take_batch(jobs[2].pk) == [jobs[2].pk]

@@ -196,13 +196,14 @@ def take(job_id: int) -> list[int] | None:
         # What its own batch left claimed, even once the job itself is done (a worker lost
         # between the batch's commit and its lone members' steps).
         members |= Q(status=Status.SPLITTING, claimed_by=job.pk)
-        others = list(
+        candidates = (
             Job.objects.select_for_update(skip_locked=True)
             .filter(members, _lane_filter(name), small_jobs())
             .exclude(pk=job.pk)
             .order_by("pk")
-            .values_list("pk", flat=True)[: settings.QUERN_BATCH_SIZE - len(own)]
+            .values_list("pk", "size")[: settings.QUERN_BATCH_SIZE - len(own)]
         )
+        others, full = _within_bytes(list(candidates), job.size if own else 0)
         ids = own + others
         # Under the lane's lock: what is submitted from here on sends its own trigger, which
         # lingers after a crowd's batch (more than one job), never after a lone document's.
@@ -214,9 +215,24 @@ def take(job_id: int) -> list[int] | None:
         Job.objects.filter(pk__in=ids).update(
             status=Status.SPLITTING, claimed_by=leader, claimed_at=now, split_started_at=now, updated_at=now
         )
-        if len(ids) >= settings.QUERN_BATCH_SIZE:
+        if full or len(ids) >= settings.QUERN_BATCH_SIZE:
             _trigger_next(name)  # more may wait behind a full batch: the next one starts beside it
     return ids
+
+
+def _within_bytes(candidates: list[tuple[int, int]], taken: int) -> tuple[list[int], bool]:
+    """The candidates (pk, size) a batch takes within QUERN_BATCH_BYTES, `taken` bytes already
+    in it (at least one job, whatever its size), and whether the bytes cut it short.
+
+    Bytes, not only a count: 500 web pages are 20 MB and ten seconds of parsing for one worker
+    while the other waits; batches of a megabyte keep both busy, and the next starts sooner."""
+    ids = []
+    for pk, size in candidates:
+        if (taken or ids) and taken + size > settings.QUERN_BATCH_BYTES:
+            return ids, True
+        ids.append(pk)
+        taken += size
+    return ids, False
 
 
 def run(leader: int, ids: list[int]) -> None:
