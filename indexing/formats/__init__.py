@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from indexing.formats.detect import declared_format, detect_format
 from indexing.formats.encoding import sniff_encoding, transcode_to_utf8
-from indexing.formats.parse import parse_chunk
+from indexing.formats.parse import parse_chunk, within_fields
 from indexing.formats.records import ParsedRecord, ParseError, RecordError
 from indexing.formats.split import FORMATS, Chunk, SplitResult, split_document
 
@@ -24,4 +24,5 @@ __all__ = [
     "sniff_encoding",
     "split_document",
     "transcode_to_utf8",
+    "within_fields",
 ]

@@ -13,3 +13,4 @@ class Outline:
     title: str | None = None
     dialect: dict | None = None
     end: int | None = None  # end of the last unit when it is not the end of the file (JSON)
+    records: list | None = None  # the one chunk's records, when the split read them too (HTML)

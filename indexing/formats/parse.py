@@ -53,6 +53,13 @@ def parse_chunk(
             )
         with _collector_paused():
             records, errors = parser(data, first_ordinal=first_ordinal, first_line=first_line)
+    return within_fields(records, errors, max_fields)
+
+
+def within_fields(
+    records: list[ParsedRecord], errors: list[RecordError], max_fields: int | None
+) -> tuple[list[ParsedRecord], list[RecordError]]:
+    """With `max_fields`, a record of more fields is an error of its own (too_many_fields)."""
     if max_fields is not None and any(len(r.fields) > max_fields for r in records):
         wide = [r for r in records if len(r.fields) > max_fields]
         records = [r for r in records if len(r.fields) <= max_fields]

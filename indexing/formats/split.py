@@ -14,7 +14,7 @@ from indexing.formats import markdown as markdown_format
 from indexing.formats import text as text_format
 from indexing.formats.encoding import Utf8Source
 from indexing.formats.outline import Outline
-from indexing.formats.records import ParseError
+from indexing.formats.records import ParsedRecord, ParseError
 
 FORMATS: tuple[str, ...] = ("csv", "jsonl", "json", "html", "markdown", "text")
 
@@ -38,9 +38,13 @@ class SplitResult:
     header: list[str] | None = None  # CSV: the header row; chunk 0 starts after it
     title: str | None = None  # HTML <title>, Markdown first level-1 heading
     dialect: dict | None = None  # CSV: {"delimiter": ",", "quotechar": '"'} for parse_chunk
+    # With read_records, a one-chunk document's records when the split read them too (HTML).
+    records: list[ParsedRecord] | None = None
 
 
 UnitSplitter = Callable[[Utf8Source, Outline], Iterator[tuple[int, int]]]
+
+_ONE_PASS: dict[str, UnitSplitter] = {"html": html_format.split_and_parse_units}
 
 _SPLITTERS: dict[str, UnitSplitter] = {
     "csv": csv_format.split_units,
@@ -60,6 +64,7 @@ def split_document(
     *,
     max_units: int | None = None,
     max_fields: int | None = None,
+    read_records: bool = False,
 ) -> SplitResult:
     """Read `stream` (UTF-8) once, check its structure, and cut it into chunks of `chunk_size` units.
 
@@ -68,8 +73,13 @@ def split_document(
     any size (a unit bigger than the limit still makes one chunk: records are never cut).
     A document of more than `max_units` records, or a CSV header of more than `max_fields`
     columns, is refused with a ParseError as soon as it is seen.
+
+    With `read_records`, for a small document read whole: a format that can read its records
+    in the same pass (HTML) leaves a one-chunk document's records in `records`, to be checked
+    by `within_fields` as parse_chunk does; otherwise `records` is None and parse_chunk reads them.
     """
-    splitter = _SPLITTERS.get(fmt)
+    splitter = _ONE_PASS.get(fmt) if read_records else None
+    splitter = splitter or _SPLITTERS.get(fmt)
     if splitter is None:
         raise ParseError(
             "unknown_format",
@@ -112,7 +122,8 @@ def split_document(
         following = starts[number + 1] if number + 1 < len(starts) else None
         stop, next_ordinal = (following[0], following[2]) if following else (end, units)
         chunks.append(Chunk(number, start, stop, ordinal, line, next_ordinal - ordinal))
-    return SplitResult(chunks, units, outline.header, outline.title, outline.dialect)
+    records = outline.records if len(chunks) == 1 else None
+    return SplitResult(chunks, units, outline.header, outline.title, outline.dialect, records)
 
 
 def _check_header(header: list[str] | None, max_fields: int) -> None:

@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from indexing.formats import Chunk as SplitChunk
-from indexing.formats import ParseError, SplitResult, parse_chunk, sniff_encoding
+from indexing.formats import ParseError, SplitResult, parse_chunk, sniff_encoding, within_fields
 from indexing.formats.archives import ARCHIVE_FORMAT
 from indexing.formats.records import ParsedRecord, RecordError
 from indexing.models import BatchTrigger, Chunk, Document, Job, Source, Status
@@ -315,22 +315,25 @@ def _prepare(job: Job) -> Prepared | bool | None:
         data = stream.read()
     if sniff_encoding(data[:4096], job.encoding or None) not in ("utf-8", "utf-8-sig"):
         return None  # transcoding keeps its copy in storage: the per-job path does that
-    result = split_input(io.BytesIO(data), job)
+    result = split_input(io.BytesIO(data), job, read_records=True)
     if result.units == 0:
         fail(job.pk, no_records_error(job))
         return False
     if len(result.chunks) != 1:
         return None
     chunk = result.chunks[0]
-    records, errors = parse_chunk(
-        data[chunk.start : chunk.end],
-        job.format,
-        first_ordinal=chunk.first_ordinal,
-        first_line=chunk.first_line,
-        header=result.header,
-        dialect=result.dialect,
-        max_fields=settings.QUERN_MAX_FIELDS_PER_RECORD,
-    )
+    if result.records is not None:  # read in the split's own pass
+        records, errors = within_fields(result.records, [], settings.QUERN_MAX_FIELDS_PER_RECORD)
+    else:
+        records, errors = parse_chunk(
+            data[chunk.start : chunk.end],
+            job.format,
+            first_ordinal=chunk.first_ordinal,
+            first_line=chunk.first_line,
+            header=result.header,
+            dialect=result.dialect,
+            max_fields=settings.QUERN_MAX_FIELDS_PER_RECORD,
+        )
     terms = document_frequencies(f"{r.title} {r.body}" for r in records)
     return Prepared(job, result, chunk, records, errors, terms)
 

@@ -20,8 +20,10 @@ def no_records_error(job: Job) -> dict[str, str]:
     return {"code": "no_records", "message": f"{job.document.name} holds no {job.format} records to index."}
 
 
-def split_input(stream: IO[bytes], job: Job) -> SplitResult:
-    """The job's UTF-8 input cut into chunks, within the chunk and document limits of the settings."""
+def split_input(stream: IO[bytes], job: Job, *, read_records: bool = False) -> SplitResult:
+    """The job's UTF-8 input cut into chunks, within the chunk and document limits of the settings
+    (with `read_records`, a one-chunk document's records too, where the format reads them in the
+    same pass: formats.split_document)."""
     return split_document(
         stream,
         job.format,
@@ -29,6 +31,7 @@ def split_input(stream: IO[bytes], job: Job) -> SplitResult:
         settings.QUERN_MAX_CHUNK_BYTES,
         max_units=settings.QUERN_MAX_RECORDS_PER_DOCUMENT,
         max_fields=settings.QUERN_MAX_FIELDS_PER_RECORD,
+        read_records=read_records,
     )
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 
-from indexing.formats import split_document
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexing.formats import ParseError, split_document
+from tests.formats.conftest import read
 
 
 def test_html_title_is_captured_and_entities_decoded(read_document, fixture_bytes):
@@ -82,3 +86,79 @@ def test_sections_after_an_unknown_marked_section_start_at_their_own_byte(read_d
     result, records, _ = read_document(data, "html", chunk_size=1)
     assert [r.title for r in records] == ["One", "Two"]
     assert [data[c.start : c.start + 4] for c in result.chunks] == [b"<h1>", b"<h2>"]
+
+
+def _two_passes(data: bytes):
+    return read(data, "html")[1]
+
+
+def _one_pass(data: bytes):
+    result = split_document(io.BytesIO(data), "html", 10**9, read_records=True)
+    return result.records
+
+
+_PIECES = st.sampled_from(
+    [
+        "<html>",
+        "<head>",
+        "</head>",
+        "<title>",
+        "</title>",
+        "<body>",
+        "</body>",
+        "<h1>",
+        "</h1>",
+        '<h2 id="x">',
+        "</h2>",
+        "<p>",
+        "</p>",
+        "<script>",
+        "</script>",
+        "<style>",
+        "</style>",
+        "<noscript>",
+        "</noscript>",
+        "<template>",
+        "</template>",
+        "<b>",
+        "</b>",
+        "<br/>",
+        "<!-- c -->",
+        "<![CDATA[x]]>",
+        "&amp;",
+        "&#233;",
+        "é",
+        "word",
+        "more words",
+        " ",
+        "\n",
+        "<",
+        ">",
+        "<h3",
+        "<![x[",
+        "<?pi?>",
+        "<!doctype html>",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=40))
+def test_one_pass_reads_the_same_records_as_split_then_parse_or_says_it_cannot(pieces):
+    data = "".join(pieces).encode()
+    try:
+        expected = _two_passes(data)
+    except ParseError:
+        return
+    records = _one_pass(data)
+    assert records is None or records == expected
+
+
+def test_one_pass_reads_a_real_page_the_same_as_two(fixture_bytes):
+    data = fixture_bytes("page.html")
+    assert _one_pass(data) == _two_passes(data) and _one_pass(data)
+
+
+def test_a_body_inside_hidden_content_makes_the_one_pass_step_aside():
+    data = b"<noscript><body></noscript>visible<h1>A</h1>text"
+    assert _one_pass(data) is None and _two_passes(data)
