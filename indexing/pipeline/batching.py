@@ -109,11 +109,10 @@ def lane_trigger(name: str, count: int) -> float | None:
     document never waits for company).
 
     On PostgreSQL a submission first takes its lane's lock shared, and a trigger already on its
-    way is only read: many submissions at once neither wait for each other nor write. Every one
-    of them wrote the lane's row and held its lock to the commit before, so a crowd's POSTs
-    committed one at a time, each behind the one before it. A claim takes the lock alone
-    (`_lock_lane`): it waits for the submissions under way, and sees what they committed.
-    SQLite runs one write transaction at a time anyway.
+    way is only read: submissions at once neither write the lane's row nor hold its row lock to
+    their commits, one behind the other. A claim takes the lock alone (`_lock_lane`): it waits
+    for the submissions under way, and sees what they committed. SQLite runs one write
+    transaction at a time anyway.
     """
     now_ns = time.time_ns()
     stale_ns = now_ns - int(TRIGGER_RESEND * 1e9)
