@@ -126,5 +126,8 @@ def test_any_damage_to_a_zip_is_a_parse_error_for_a_person_never_a_crash(noise, 
     data[at : at + len(noise)] = noise
     try:
         read_all(bytes(data))
-    except ParseError as error:
-        assert error.code and error.message
+    except ParseError as raised:
+        error = raised
+    else:
+        return
+    assert error.code and error.message
