@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import tarfile
 import tracemalloc
 import zipfile
 
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 
 from indexing.formats import ParseError
 from indexing.formats.archives import Limits, members
+from tests.test_bulk import tar_gz_of
 
 ROOMY = Limits(members=10_000_000, total_bytes=10**12, ratio=10**6)
 FILES = {"a.txt": b"alpha\n", "notes/b.csv": b"id,text\n1,beta\n", "notes/empty.txt": b""}
@@ -106,13 +106,7 @@ def test_too_many_files_are_refused_with_the_limit():
 
 
 def test_a_tar_gz_streams_its_files_by_path():
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as archive:
-        for name, data in FILES.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    assert read_all(out.getvalue(), "files.tar.gz") == {
+    assert read_all(tar_gz_of(FILES), "files.tar.gz") == {
         "a.txt": b"alpha\n",
         "notes/b.csv": b"id,text\n1,beta\n",
     }
