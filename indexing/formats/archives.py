@@ -8,6 +8,7 @@ that says which limit, and what to do.
 
 from __future__ import annotations
 
+import lzma
 import struct
 import tarfile
 import zipfile
@@ -86,7 +87,7 @@ class _Counted:
     def read(self, size: int = -1) -> bytes:
         try:
             block = self._raw.read(size)
-        except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError) as error:
+        except (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError, OSError) as error:
             raise ParseError(
                 "bad_archive", f"{self._budget.name}: a file cannot be unpacked ({error})."
             ) from None
@@ -131,36 +132,26 @@ _ZIP_TAIL = _ZIP_END.size + 0xFFFF  # the end record, and a comment of at most 6
 
 
 def _zip_directory(stream: IO[bytes], name: str) -> Iterator[zipfile.ZipInfo]:
-    """Each entry of the central directory, read one at a time (none is kept)."""
+    """Each entry of the central directory, read one at a time (none is kept). Every offset the
+    archive gives is checked against the file before it is used: the bytes are a stranger's."""
 
     def bad(why: str) -> ParseError:
         return ParseError("bad_archive", f"{name} is not a readable zip archive ({why}).")
 
-    size = stream.seek(0, 2)
-    tail_start = max(0, size - _ZIP_TAIL)
-    stream.seek(tail_start)
-    tail = stream.read()
-    at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or len(tail) - at < _ZIP_END.size:
-        raise bad("no end of central directory record")
-    _, _, _, _, count, cd_size, cd_offset, _ = _ZIP_END.unpack_from(tail, at)
-    end_at = tail_start + at
-    locator_at = at - _ZIP64_LOCATOR.size
-    if locator_at >= 0 and tail[locator_at : locator_at + 4] == b"PK\x06\x07":
-        stream.seek(end_at - _ZIP64_LOCATOR.size - _ZIP64_END.size)
-        record = stream.read(_ZIP64_END.size)
-        if len(record) != _ZIP64_END.size or record[:4] != b"PK\x06\x06":
-            raise bad("a damaged zip64 end record")
-        _, _, _, _, _, _, _, count, cd_size, cd_offset = _ZIP64_END.unpack(record)
-        end_at -= _ZIP64_LOCATOR.size + _ZIP64_END.size
+    try:
+        end_at, cd_size, cd_offset = _zip_end(stream, bad)
+    except (ValueError, OverflowError, struct.error) as error:
+        raise bad(str(error)) from None
     concat = end_at - cd_size - cd_offset  # bytes before the zip (a self-extracting stub), or 0
-    if concat < 0:
+    if concat < 0 or cd_size < 0:
         raise bad("its central directory lies outside the file")
+    # The directory's size, not its entry count, says where it ends: a writer without zip64
+    # counts 65,536 files as 0.
     position, end = cd_offset + concat, end_at
-    for _ in range(count):
+    while position < end:
         stream.seek(position)
         header = stream.read(_ZIP_ENTRY.size)
-        if len(header) != _ZIP_ENTRY.size or header[:4] != b"PK\x01\x02" or position >= end:
+        if len(header) != _ZIP_ENTRY.size or header[:4] != b"PK\x01\x02":
             raise bad("a truncated or damaged central directory")
         fields = _ZIP_ENTRY.unpack(header)
         flags, method, _, _, crc, compressed, file_size = fields[5:12]
@@ -174,7 +165,37 @@ def _zip_directory(stream: IO[bytes], name: str) -> Iterator[zipfile.ZipInfo]:
             extra, file_size, compressed, offset
         )
         entry.header_offset += concat
+        if entry.header_offset + _ZIP_LOCAL.size > end_at:
+            raise bad(f"the header of {entry.filename} lies outside the file")
         yield entry
+
+
+def _zip_end(stream: IO[bytes], bad) -> tuple[int, int, int]:
+    """Where the end record starts, and the central directory's size and offset (zip64's too)."""
+    size = stream.seek(0, 2)
+    tail_start = max(0, size - _ZIP_TAIL)
+    stream.seek(tail_start)
+    tail = stream.read()
+    # At the very end when there is no comment (as zipfile looks first); else the last one.
+    at = len(tail) - _ZIP_END.size
+    if at < 0 or tail[at : at + 4] != b"PK\x05\x06":
+        at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _ZIP_END.size:
+        raise bad("no end of central directory record")
+    _, _, _, _, _, cd_size, cd_offset, _ = _ZIP_END.unpack_from(tail, at)
+    end_at = tail_start + at
+    locator_at = at - _ZIP64_LOCATOR.size
+    if locator_at >= 0 and tail[locator_at : locator_at + 4] == b"PK\x06\x07":
+        record_at = end_at - _ZIP64_LOCATOR.size - _ZIP64_END.size
+        if record_at < 0:
+            raise bad("a zip64 locator with no zip64 end record before it")
+        stream.seek(record_at)
+        record = stream.read(_ZIP64_END.size)
+        if len(record) != _ZIP64_END.size or record[:4] != b"PK\x06\x06":
+            raise bad("a damaged zip64 end record")
+        _, _, _, _, _, _, _, _, cd_size, cd_offset = _ZIP64_END.unpack(record)
+        end_at = record_at
+    return end_at, cd_size, cd_offset
 
 
 def _zip64_sizes(extra: bytes, file_size: int, compressed: int, offset: int) -> tuple[int, int, int]:

@@ -125,3 +125,34 @@ def test_any_damage_to_a_zip_is_a_parse_error_for_a_person_never_a_crash(noise, 
     else:
         return
     assert error.code and error.message
+
+
+def _error_code(data: bytes) -> str:
+    try:
+        read_all(data)
+    except ParseError as error:
+        return error.code
+    return ""
+
+
+def test_hostile_offsets_are_a_bad_archive_never_a_crash():
+    end_record = b"PK\x05\x06" + b"\0" * 18
+    assert _error_code(b"PK\x06\x07" + b"\0" * 16 + end_record) == "bad_archive"  # a locator at byte 0
+    data = bytearray(zip_of({"a.txt": b"alpha"}, zipfile.ZIP_STORED))
+    last = data.rindex(b"PK\x01\x02")  # the last entry's local header offset: far past the end
+    data[last + 42 : last + 46] = (0x7FFFFFF0).to_bytes(4, "little")
+    assert _error_code(bytes(data)) == "bad_archive"
+
+
+def test_damaged_lzma_bytes_are_a_bad_archive():
+    data = bytearray(zip_of({"a.txt": b"alpha " * 200}, zipfile.ZIP_LZMA))
+    start = data.index(b"a.txt", data.index(b"PK\x03\x04")) + len("a.txt")
+    data[start + 4 : start + 9] = b"\xff" * 5  # LZMA's properties: lzma.LZMAError as it starts
+    assert _error_code(bytes(data)) == "bad_archive"
+
+
+def test_the_directory_is_read_to_its_size_whatever_its_entry_count_says():
+    data = bytearray(zip_of({"f0": b"0", "f1": b"1", "f2": b"2"}))
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (1).to_bytes(2, "little") * 2  # as a writer without zip64 wraps 65,537
+    assert sorted(read_all(bytes(data))) == ["f0", "f1", "f2"]
