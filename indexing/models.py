@@ -212,8 +212,8 @@ class Term(models.Model):
 class BatchTrigger(models.Model):
     """Whether a batch trigger is on its way, per lane (pipeline.batching): only the first small
     submission after a claim sends a split message, the rest wait in the queue for its batch.
-    `pending` counts the submissions that wrote since the claim (on PostgreSQL, those that found
-    no trigger on its way; the others only read)."""
+    `pending` is non-zero while one is on its way (a full batch's claim sets it for the trigger
+    it sends; on PostgreSQL a submission that finds one on its way only reads)."""
 
     lane = models.CharField(max_length=16, unique=True)
     pending = models.PositiveIntegerField(default=0)
@@ -224,7 +224,7 @@ class BatchTrigger(models.Model):
     claimed_ns = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
-        return f"{self.lane}: {self.pending} waiting"
+        return f"{self.lane}: {'a trigger on its way' if self.pending else 'no trigger on its way'}"
 
 
 class SearchStats(models.Model):

@@ -194,6 +194,9 @@ QUERN_BATCH_BYTES = env_int("QUERN_BATCH_BYTES", 1024 * 1024)  # a batch's docum
 # in batches of 10, 0.6 in batches of 500, measured); a lone document, long after the last claim,
 # never waits.
 QUERN_BATCH_LINGER_MS = env_int("QUERN_BATCH_LINGER_MS", 200)
+if not 0 <= QUERN_BATCH_LINGER_MS < 5000:
+    # Past batching.TRIGGER_RESEND (10 s) a lingering trigger would look lost and be sent again.
+    raise ImproperlyConfigured("QUERN_BATCH_LINGER_MS must be between 0 and 4999 milliseconds.")
 # Archives (.zip, .tar, .tar.gz), unpacked by a worker a batch at a time: at most this many files,
 # unpacking to at most this many bytes and this many times the archive's own size (a bomb fails
 # the archive's job, and none of its files is stored).

@@ -356,3 +356,34 @@ def test_a_batch_takes_documents_up_to_its_bytes_and_triggers_the_next_beside_it
     assert captured_messages[-1] == ("quern.split", [jobs[2].pk])
     settings.QUERN_BATCH_BYTES = 1  # a document bigger than a batch still goes, alone
     assert pipeline.take_batch(jobs[2].pk) == [jobs[2].pk]
+
+
+def test_reconciles_cap_counts_only_jobs_whose_queue_is_idle(
+    captured_messages, clean_index, settings, monkeypatch
+):
+    from django.conf import settings as live
+
+    from indexing.models import Source
+    from indexing.pipeline import dispatch, recovery
+
+    settings.QUERN_BATCH_MAX_BYTES = 10  # every document is big: a split message of its own
+    waiting = [small(n) for n in range(3)]  # behind a backlog on the split queue
+    data = io.BytesIO(b"id,text\n9,a lost backfill\n")
+    lost = pipeline.submit(data, name="lost.csv", options=SubmitOptions(format="csv"), source=Source.BACKFILL)
+    monkeypatch.setattr(recovery, "STALLED_PER_RUN", 2)
+    monkeypatch.setattr(recovery, "_queue_is_empty", lambda name: name == live.QUERN_BACKFILL_QUEUE)
+    resent: list = []
+    monkeypatch.setattr(dispatch, "send_now", lambda messages, **options: resent.extend(messages))
+    recovery.reconcile(now=timezone.now() + timedelta(hours=1))
+    assert resent == [("quern.split", [lost.pk])] and waiting
+
+
+def test_a_claim_stamped_by_a_clock_ahead_of_this_one_lingers_no_longer_than_the_linger(
+    captured_messages, clean_index, settings
+):
+    settings.QUERN_BATCH_LINGER_MS = 200
+    jobs = [small(n) for n in range(2)]
+    pipeline.take_batch(jobs[0].pk)
+    BatchTrigger.objects.update(claimed_ns=time.time_ns() + 30 * 10**9)  # the worker's clock: 30 s ahead
+    small(9)
+    assert 0 < captured_messages.countdowns[-1] <= 0.2

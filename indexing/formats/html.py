@@ -211,7 +211,8 @@ class _OnePass(_Outliner):
     That chunk starts at the first unit: after the last <body> tag before the first heading, or
     at the start. The collector starts over at each such <body>, as a parser of the chunk would
     start there, unless it is inside hidden content or a <title> there (a parser of the chunk
-    alone would not be): then `same_as_chunk` is False and the chunk is parsed on its own.
+    alone would not be), or a BOM follows it (the chunk's parse drops one at its start): then
+    `same_as_chunk` is False and the chunk is parsed on its own.
     """
 
     def __init__(self, start: int) -> None:
@@ -234,6 +235,8 @@ class _OnePass(_Outliner):
         self.collector.handle_endtag(tag)
 
     def handle_data(self, data: str) -> None:
+        if not self.seen_heading and data.startswith("\ufeff"):
+            self.same_as_chunk = False  # the chunk's parse drops a BOM where the chunk starts
         super().handle_data(data)
         self.collector.handle_data(data)
 

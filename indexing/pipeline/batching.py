@@ -88,7 +88,7 @@ def send_split(job: Job) -> None:
 
     A big job, always. A small one only when no batch trigger of its lane is on its way: the
     first small submission after a batch's claim sends its split, which will claim every small
-    job queued by then; the ones after it only count themselves in. A batch's claim resets the
+    job queued by then; the ones after it send nothing. A batch's claim resets the
     lane's row under the lane's lock (lane_trigger), so a submission either is seen by the claim
     or sees the reset and sends a new trigger. A trigger not claimed within TRIGGER_RESEND
     seconds (lost with a broker outage, or slow behind a backlog) is sent again by the next
@@ -134,8 +134,9 @@ def lane_trigger(name: str, count: int) -> float | None:
         sent_ns, claimed_ns = cursor.fetchone()
     if sent_ns != now_ns:
         return None  # another submission's stamp: it sends the trigger
-    since_claim = (now_ns - claimed_ns) / 1e9
-    return max(0.0, settings.QUERN_BATCH_LINGER_MS / 1000 - since_claim)
+    linger = settings.QUERN_BATCH_LINGER_MS / 1000
+    since_claim = (now_ns - claimed_ns) / 1e9  # clocks of two hosts: never more than the linger
+    return min(linger, max(0.0, linger - since_claim))
 
 
 def _lock_lane(name: str) -> None:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from celery import current_app
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
@@ -54,6 +55,8 @@ def send_now(messages: list[Message], countdown: float | None = None) -> None:
                 if countdown:
                     options["countdown"] = countdown
                 current_app.send_task(task_name, args=args, producer=producer, **options)
+    except SoftTimeLimitExceeded:
+        raise  # the task's own time is up (a long unpack's hand-off): it must stop, not go on
     except Exception:
         # The broker is down at commit, refused the publish (MessageNacked: a queue full under the
         # max-length policy), or refused the connection itself (a vhost or a password it does not

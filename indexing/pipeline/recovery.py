@@ -28,28 +28,18 @@ def _queue_is_empty(name: str) -> bool:
     return depth is None or depth == 0
 
 
-def _queue_filter(idle_queues: set[str]) -> Q:
-    """Chunks whose index_chunk messages go to one of `idle_queues`."""
-    interactive = dispatch.index_queue() in idle_queues
+def _queue_filter(idle_queues: set[str], queue: str, source: str = "source") -> Q:
+    """Rows whose messages go to one of `idle_queues`: a job's (or, with source="job__source",
+    a chunk's job's) interactive steps to `queue`, a backfill's to the backfill queue."""
+    interactive = queue in idle_queues
     backfill = settings.QUERN_BACKFILL_QUEUE in idle_queues
     if interactive and backfill:
         return Q()
     if interactive:
-        return ~Q(job__source=Source.BACKFILL)
+        return ~Q(**{source: Source.BACKFILL})
     if backfill:
-        return Q(job__source=Source.BACKFILL)
+        return Q(**{source: Source.BACKFILL})
     return Q(pk__in=[])
-
-
-def _jobs_in_queue(job_ids: list[int], idle_queues: set[str]) -> set[int]:
-    """Those of `job_ids` whose split messages go to one of `idle_queues`."""
-    backfill = set(Job.objects.filter(pk__in=job_ids, source=Source.BACKFILL).values_list("pk", flat=True))
-    split_queue = dispatch.split_queue()
-    return {
-        pk
-        for pk in job_ids
-        if (settings.QUERN_BACKFILL_QUEUE if pk in backfill else split_queue) in idle_queues
-    }
 
 
 def reconcile(now: datetime | None = None) -> dict[str, int]:
@@ -61,27 +51,27 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
     # A small queued job waits for its lane's batch trigger (re-sent below, one per lane), not a
     # message of its own: a million files of an archive waiting their turn are not a million
     # lost messages (listing them took one reconcile 15 s and 250 MB).
+    # A message sent long ago may only be waiting its turn behind a backlog: re-send only when the
+    # queue it went to has nothing ready (so it was taken and lost), never into a backlog. Asked
+    # first, so the cap below counts only what may be re-sent.
+    idle_queues = {name for name in dispatch.job_queues() if _queue_is_empty(name)}
     stalled_splits = list(
         Job.objects.filter(
             Q(status=Status.QUEUED, updated_at__lt=idle) & ~batching.small_jobs()
             | Q(status=Status.SPLITTING, updated_at__lt=split_idle)
         )
+        .filter(_queue_filter(idle_queues, dispatch.split_queue()))
         .order_by("pk")
         .values_list("pk", flat=True)[:STALLED_PER_RUN]
     )
     stalled_indexing = set(
         Job.objects.filter(status=Status.INDEXING, updated_at__lt=idle).values_list("pk", flat=True)
     )
-    # A message sent long ago may only be waiting its turn behind a backlog: re-send only when the
-    # queue it went to has nothing ready (so it was taken and lost), never into a backlog.
-    idle_queues = {name for name in dispatch.job_queues() if _queue_is_empty(name)}
-    in_idle_queues = _jobs_in_queue(stalled_splits, idle_queues)
-    stalled_splits = [pk for pk in stalled_splits if pk in in_idle_queues]
     # One query for the stalled chunks of all jobs, not one per job.
     stalled_chunks = Chunk.objects.filter(job__status=Status.INDEXING, done_at=None).filter(
         Q(sent_at__lt=idle) | Q(sent_at=None, job__updated_at__lt=idle)
     )
-    stalled_chunks = stalled_chunks.filter(_queue_filter(idle_queues))
+    stalled_chunks = stalled_chunks.filter(_queue_filter(idle_queues, dispatch.index_queue(), "job__source"))
     undone_rows = list(stalled_chunks.order_by("job_id", "number").values_list("pk", "job_id", "number"))
     undone = [(job_id, number) for _, job_id, number in undone_rows]
     waiting = set(

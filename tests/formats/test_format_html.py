@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -159,6 +160,12 @@ def test_one_pass_reads_a_real_page_the_same_as_two(fixture_bytes):
     assert _one_pass(data) == _two_passes(data) and _one_pass(data)
 
 
-def test_a_body_inside_hidden_content_makes_the_one_pass_step_aside():
-    data = b"<noscript><body></noscript>visible<h1>A</h1>text"
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<noscript><body></noscript>visible<h1>A</h1>text",
+        b"<body>\xef\xbb\xbfHello<h1>A</h1>x",  # a BOM where the chunk starts: its parse drops it
+    ],
+)
+def test_where_the_chunk_parse_would_read_otherwise_the_one_pass_steps_aside(data):
     assert _one_pass(data) is None and _two_passes(data)
