@@ -40,7 +40,7 @@ def parse_chunk(
     if fmt == "csv":
         if not header:
             raise ValueError("parse_chunk needs the CSV header that split_document returned")
-        with _collector_paused():
+        with collector_paused():
             records, errors = csv_format.parse_rows(
                 data, first_ordinal=first_ordinal, first_line=first_line, header=header, dialect=dialect
             )
@@ -51,7 +51,7 @@ def parse_chunk(
                 "unknown_format",
                 f"Unknown format {fmt!r}. Quern reads csv, jsonl, json, html, markdown and text.",
             )
-        with _collector_paused():
+        with collector_paused():
             records, errors = parser(data, first_ordinal=first_ordinal, first_line=first_line)
     return within_fields(records, errors, max_fields)
 
@@ -71,7 +71,7 @@ def within_fields(
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a chunk is parsed.
 
     A chunk makes hundreds of thousands of small acyclic objects (rows, dicts, records);
