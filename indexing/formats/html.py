@@ -134,6 +134,10 @@ class _Outliner(_Visibility):
         elif not self.seen_heading and self.visible and data.strip():
             self.preface_text = True
 
+    def records(self) -> list[ParsedRecord] | None:
+        """The one chunk's records, when this pass read them (see _OnePass)."""
+        return None
+
     def byte_at(self, line: int, col: int) -> int:
         """The byte offset of HTMLParser's (line, column-in-characters) position."""
         for block in reversed(self.blocks):
@@ -201,8 +205,7 @@ def _outline(source: Utf8Source, outline: Outline, kind: type[_Outliner]) -> Ite
     if outliner.title is not None:
         title = " ".join("".join(outliner.title).split())
         outline.title = title or None
-    if isinstance(outliner, _OnePass) and outliner.same_as_chunk:
-        outline.records = _records(outliner.collector.sections, 0)
+    outline.records = outliner.records()
 
 
 class _OnePass(_Outliner):
@@ -233,6 +236,9 @@ class _OnePass(_Outliner):
     def handle_endtag(self, tag: str) -> None:
         super().handle_endtag(tag)
         self.collector.handle_endtag(tag)
+
+    def records(self) -> list[ParsedRecord] | None:
+        return _records(self.collector.sections, 0) if self.same_as_chunk else None
 
     def handle_data(self, data: str) -> None:
         if not self.seen_heading and data.startswith("\ufeff"):

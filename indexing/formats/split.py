@@ -80,8 +80,8 @@ def split_document(
     in the same pass (HTML) leaves a one-chunk document's records in `records`, to be checked
     by `within_fields` as parse_chunk does; otherwise `records` is None and parse_chunk reads them.
     """
-    splitter = _ONE_PASS.get(fmt) if read_records else None
-    splitter = splitter or _SPLITTERS.get(fmt)
+    one_pass = read_records and fmt in _ONE_PASS
+    splitter = _ONE_PASS[fmt] if one_pass else _SPLITTERS.get(fmt)
     if splitter is None:
         raise ParseError(
             "unknown_format",
@@ -92,7 +92,7 @@ def split_document(
     source = Utf8Source(stream, fmt)
     outline = Outline()
     # Reading records makes many small acyclic objects, as parse_chunk does (6 % of a page's time).
-    with collector_paused() if splitter is _ONE_PASS.get(fmt) else nullcontext():
+    with collector_paused() if one_pass else nullcontext():
         starts, units = _unit_starts(
             splitter, source, outline, chunk_size, max_chunk_bytes, max_units, max_fields
         )

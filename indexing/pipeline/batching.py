@@ -287,7 +287,7 @@ def _trigger_next(name: str) -> None:
     """Send the trigger of the lane's oldest small job still queued, if any, once the claim commits.
 
     Under the claim's lock the lane is marked as triggered, as a submission's trigger marks it:
-    the submissions that follow only count themselves in. Left at zero, the next one would send
+    the submissions that follow send nothing. Left at zero, the next one would send
     a second trigger beside this one, and every full batch two (a million-file archive: 956
     split tasks run and 451 waiting for 785 batches, its own hand-off queued behind them).
     """

@@ -48,13 +48,13 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
     idle = now - timedelta(seconds=settings.QUERN_RECONCILE_AFTER)
     # A split may legitimately run up to the task time limit before it looks lost.
     split_idle = idle - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-    # A small queued job waits for its lane's batch trigger (re-sent below, one per lane), not a
-    # message of its own: a million files of an archive waiting their turn are not a million
-    # lost messages (listing them took one reconcile 15 s and 250 MB).
     # A message sent long ago may only be waiting its turn behind a backlog: re-send only when the
     # queue it went to has nothing ready (so it was taken and lost), never into a backlog. Asked
     # first, so the cap below counts only what may be re-sent.
     idle_queues = {name for name in dispatch.job_queues() if _queue_is_empty(name)}
+    # A small queued job waits for its lane's batch trigger (re-sent below, one per lane), not a
+    # message of its own: a million files of an archive waiting their turn are not a million
+    # lost messages (listing them took one reconcile 15 s and 250 MB).
     stalled_splits = list(
         Job.objects.filter(
             Q(status=Status.QUEUED, updated_at__lt=idle) & ~batching.small_jobs()
