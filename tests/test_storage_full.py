@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from indexing.models import Document, Job, Record
+from indexing.pipeline import storage
 from tests.conftest import wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,7 +47,15 @@ def full_storage(monkeypatch):
         real_save(self, name, ContentFile(half))
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    def write_part(path, data):  # a document read whole in one block is written by storage itself
+        if room["left"]:
+            return real_write_part(path, data)
+        real_write_part(path, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_write_part = storage._write_part
     monkeypatch.setattr(FileSystemStorage, "_save", save)
+    monkeypatch.setattr(storage, "_write_part", write_part)
     return room
 
 
@@ -110,3 +120,40 @@ def test_a_file_torn_by_an_earlier_crash_is_replaced_not_taken_for_the_document(
     job = wait_for_job(response.json()["id"])
     assert job.status == "succeeded", job.errors
     assert Record.objects.filter(document_id=job.document_id).count() == 200
+
+
+class _Trickle(io.BytesIO):
+    """A stream that answers each read with at most 1,000 bytes, as a socket may."""
+
+    def read(self, size=-1):
+        return super().read(1000 if size is None or size < 0 else min(size, 1000))
+
+
+@pytest.mark.parametrize(
+    "size",
+    [1, 1000, storage.COPY_BLOCK - 1, storage.COPY_BLOCK, storage.COPY_BLOCK + 1, 3 * storage.COPY_BLOCK],
+)
+@pytest.mark.parametrize("stream", [io.BytesIO, _Trickle])
+def test_a_document_read_whole_or_spooled_is_stored_the_same_under_its_sha256(size, stream):
+    data = uuid.uuid4().bytes * (size // 16 + 1)
+    data = data[:size]
+    stored = storage.store_stream(stream(data))
+    assert stored.name == content_name(data)
+    assert (stored.size, stored.sha256, stored.head) == (
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        data[: storage.HEAD_BYTES],
+    )
+    with default_storage.open(stored.name, "rb") as file:
+        assert file.read() == data
+    assert storage.store_stream(stream(data)) == stored  # stored once: the second finds it whole
+
+
+def test_a_big_upload_into_a_full_storage_leaves_no_part_and_is_refused(client, full_storage):
+    from django.conf import settings
+
+    big = herons_csv() * (2 * storage.COPY_BLOCK // len(herons_csv()) + 1)  # spooled, not read whole
+    response = _upload(client, big)
+    assert response.status_code == 507, response.content
+    assert not list(Path(settings.MEDIA_ROOT).rglob("*.part-*"))
+    assert not default_storage.exists(content_name(big))

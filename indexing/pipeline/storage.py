@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -11,6 +12,7 @@ from typing import IO
 
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from indexing.errors import NO_ROOM, QuernError, StorageFull
@@ -34,12 +36,16 @@ def store_stream(stream: IO[bytes]) -> StoredFile:
 
     StorageFull when the spool or the storage has no room; then nothing of it is left behind.
     """
+    limit = settings.QUERN_MAX_UPLOAD_BYTES
+    first = stream.read(COPY_BLOCK)
+    more = stream.read(COPY_BLOCK) if first else b""
+    if not more and len(first) <= limit:  # all of it in one block: no spool
+        return _store_bytes(first)
     digest = hashlib.sha256()
     size = 0
     head = b""
-    limit = settings.QUERN_MAX_UPLOAD_BYTES
     with tempfile.TemporaryFile() as spool:
-        while block := stream.read(COPY_BLOCK):
+        for block in _blocks(stream, first, more):
             if len(head) < HEAD_BYTES:
                 head += block[: HEAD_BYTES - len(head)]
             size += len(block)
@@ -59,6 +65,51 @@ def store_stream(stream: IO[bytes]) -> StoredFile:
             spool.seek(0)
             name = _save_whole(name, spool)
     return StoredFile(name=name, size=size, sha256=sha256, head=head)
+
+
+def _blocks(stream: IO[bytes], *read: bytes):
+    """The blocks already read, then the rest of the stream's."""
+    yield from (block for block in read if block)
+    while block := stream.read(COPY_BLOCK):
+        yield block
+
+
+def _store_bytes(data: bytes) -> StoredFile:
+    """A document read whole in one block (a message's, a JSON body's): written straight from
+    memory, with no spool file and none of a storage's name-finding (together half of the open
+    queue consumer's time per one-record message, measured with py-spy)."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    name = f"documents/{sha256[:2]}/{sha256}"
+    if _whole(name, len(data)):
+        _touch(name)
+    else:
+        name = _no_room_is_full(_write_whole, name, data)
+    return StoredFile(name=name, size=len(data), sha256=sha256, head=data[:HEAD_BYTES])
+
+
+def _write_whole(name: str, data: bytes) -> str:
+    """As _save_whole, for bytes in memory: a part file of its own, then moved to `name` at once."""
+    try:
+        path = default_storage.path(name)
+    except NotImplementedError:
+        return default_storage.save(name, ContentFile(data))
+    part = f"{path}.part-{uuid.uuid4().hex}"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _write_part(part, data)
+        if settings.FILE_UPLOAD_PERMISSIONS is not None:  # as the storage would
+            os.chmod(part, settings.FILE_UPLOAD_PERMISSIONS)
+        os.replace(part, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(part)
+        raise
+    return name
+
+
+def _write_part(path: str, data: bytes) -> None:
+    with open(path, "xb") as file:
+        file.write(data)
 
 
 def _save_whole(name: str, spool: IO[bytes]) -> str:
