@@ -25,15 +25,16 @@ install: $(STAMP)
 # The open queue's Node.js example (examples/submit.js) is run by the tests: amqplib from its lock file.
 $(NODE_STAMP): examples/package.json examples/package-lock.json
 	@command -v npm >/dev/null || { echo "Installing Debian's nodejs and npm for the Node.js example"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+	  (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq nodejs npm >/dev/null) \
 	  || { echo "Could not install nodejs: run 'apt-get install nodejs npm' as root"; exit 1; }; }
 	cd examples && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 install-test: $(TEST_STAMP) $(NODE_STAMP)
 	@# Browser tests drive Debian's Chromium (no browser download from the test tool).
+	@# DPkg::Lock::Timeout: another apt-get at once (a second install beside this one) is waited for, not failed on.
 	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser tests"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null) \
 	  || { echo "Could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
 
 migrate: $(STAMP)
