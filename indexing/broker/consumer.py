@@ -25,6 +25,7 @@ from kombu import Connection
 from kombu.mixins import ConsumerProducerMixin
 
 from indexing import schemas
+from indexing.broker import events
 from indexing.broker.queues import REJECTED_QUEUE, SUBMIT_QUEUE
 from indexing.errors import QuernError, StorageFull
 
@@ -133,9 +134,7 @@ class SubmitConsumer(ConsumerProducerMixin):
                 # leave before a job can start, so each comes before its end reply (it reads
                 # `taken` at the commit). robust: a reply that cannot be sent is logged, and the
                 # messages are still acked (no second job).
-                transaction.on_commit(
-                    lambda: [self._reply_taken(m, reply) for m, reply in taken], robust=True
-                )
+                transaction.on_commit(lambda: self._reply_taken(taken), robust=True)
                 self._take_all(batch, taken, refused)
         except PASSING:
             logger.exception("A passing fault while taking %s submit messages; they go back", len(batch))
@@ -191,9 +190,15 @@ class SubmitConsumer(ConsumerProducerMixin):
             )
         (refused if isinstance(result, QuernError) else taken).append((message, result))
 
-    def _reply_taken(self, message, reply: dict[str, Any]) -> None:
-        properties = message.properties
-        self._reply(properties.get("reply_to") or "", properties.get("correlation_id") or "", reply)
+    @staticmethod
+    def _reply_taken(taken: list[tuple[Any, dict[str, Any]]]) -> None:
+        """The accepted replies of a batch, published together and confirmed in one round trip."""
+        replies = []
+        for message, reply in taken:
+            properties = message.properties
+            if reply_to := properties.get("reply_to"):
+                replies.append(("", reply_to, reply, {"correlation_id": properties.get("correlation_id")}))
+        events.publish(replies)
 
     def _reply(self, reply_to: str, correlation_id: str, body: dict[str, Any]) -> None:
         if reply_to:

@@ -9,64 +9,124 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
+import amqp
+import orjson
 from django.conf import settings
-from kombu import Connection, Exchange, Producer
+from kombu import Connection, Exchange
 
 logger = logging.getLogger(__name__)
 
 EVENTS_EXCHANGE = Exchange("quern.events", type="topic", durable=True)
-CONFIRM_TIMEOUT = 10  # seconds to wait for the broker's confirm before calling the publish failed
+CONFIRM_TIMEOUT = 10  # seconds to wait for the broker's confirms before calling the publish failed
 
 Outgoing = tuple[Exchange | str, str, dict[str, Any], dict[str, Any]]  # exchange, key, body, properties
 
+
+class NotConfirmed(Exception):
+    """The broker refused a publish (basic.nack), or did not confirm it in time."""
+
+
+class _ConfirmChannel:
+    """A channel in confirm mode, and the highest delivery tag the broker has acked on it."""
+
+    def __init__(self, connection: Connection) -> None:
+        connection.ensure_connection(max_retries=1)
+        self.connection = connection.connection  # py-amqp's own: publish all, then collect
+        self.channel = self.connection.channel()
+        self.channel.confirm_select()
+        self.channel.exchange_declare(
+            EVENTS_EXCHANGE.name, EVENTS_EXCHANGE.type, durable=True, auto_delete=False
+        )
+        self.published = 0
+        self.acked = 0
+        self.nacked = 0
+        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.events["basic_nack"].add(self._on_nack)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self.acked = max(self.acked, delivery_tag)  # tags grow: a multiple ack covers all before it
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.nacked += 1
+        self.acked = max(self.acked, delivery_tag)
+
+    def publish_all(self, messages: list[Outgoing]) -> None:
+        nacked = self.nacked
+        for exchange, routing_key, body, properties in messages:
+            message = amqp.Message(
+                orjson.dumps(body),
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
+                **{key: value for key, value in properties.items() if value is not None},
+            )
+            name = exchange.name if isinstance(exchange, Exchange) else exchange
+            self.channel.basic_publish(message, exchange=name, routing_key=routing_key)
+            self.published += 1
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        while self.acked < self.published:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NotConfirmed(
+                    f"The broker did not confirm {self.published - self.acked} publishes in time"
+                )
+            try:
+                self.connection.drain_events(timeout=remaining)
+            except TimeoutError:
+                continue  # the deadline decides
+        if self.nacked > nacked:
+            raise NotConfirmed(f"The broker refused {self.nacked - nacked} publishes (basic.nack)")
+
+
 _connection: Connection | None = None
+_channel: _ConfirmChannel | None = None
 _connection_pid: int | None = None
 
 
-def _broker() -> Connection:
+def _confirm_channel() -> _ConfirmChannel:
     # One connection per process: Celery's prefork children must not share their parent's socket.
-    global _connection, _connection_pid
-    if _connection is None or _connection_pid != os.getpid():
-        _connection = Connection(
-            settings.CELERY_BROKER_URL, transport_options={"confirm_publish": True}, connect_timeout=5
-        )
+    global _connection, _channel, _connection_pid
+    if _channel is None or _connection_pid != os.getpid():
+        _connection = Connection(settings.CELERY_BROKER_URL, connect_timeout=5, heartbeat=0)
         _connection_pid = os.getpid()
-    return _connection
+        _channel = _ConfirmChannel(_connection)
+    return _channel
 
 
 def _drop_connection() -> None:
-    global _connection
-    if _connection is not None:
+    global _connection, _channel
+    if _connection is not None and _connection_pid == os.getpid():
         try:
             _connection.release()
         except Exception:  # closing a broken socket may raise anything; it is being thrown away
             logger.debug("Error while closing the events connection", exc_info=True)
-    _connection = None
+    _connection = _channel = None
 
 
 def publish(messages: list[Outgoing]) -> None:
-    """Publish JSON messages persistently and wait for the broker to confirm each one."""
-    connection = _broker()
-    try:
-        connection.ensure_connection(max_retries=1)
-        producer = Producer(connection.default_channel)
-        for exchange, routing_key, body, properties in messages:
-            producer.publish(
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                serializer="json",
-                delivery_mode=2,
-                declare=[exchange] if isinstance(exchange, Exchange) else [],
-                timeout=CONFIRM_TIMEOUT,
-                # A connection the broker dropped since the last event (a restart) is re-opened
-                # once; a broker still down fails fast and reconcile publishes later.
-                retry=True,
-                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 1},
-                **properties,
-            )
-    except Exception:
-        _drop_connection()
-        raise
+    """Publish JSON messages persistently; return once the broker has confirmed every one.
+
+    All are sent, then the confirms collected (RabbitMQ acks many at once): one round trip for
+    the lot, where kombu's confirm_publish waits for one per message (a 500-job batch's events
+    held its worker about 0.2 s, measured). A connection the broker dropped since the last
+    publish (a restart) is re-opened once and the lot sent again: copies carry the same ids,
+    and consumers drop duplicates (at least once). A broker still down fails fast, and the
+    caller publishes later.
+    """
+    if not messages:
+        return
+    for attempt in (1, 2):
+        try:
+            _confirm_channel().publish_all(messages)
+            return
+        except NotConfirmed:
+            _drop_connection()
+            raise
+        except Exception:
+            _drop_connection()
+            if attempt == 2:
+                raise
+            logger.info("The events connection was lost; publishing again on a new one", exc_info=True)

@@ -16,6 +16,7 @@ redelivered, resumes its batch.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -415,10 +416,12 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
             ended.append(job)
         Chunk.objects.filter(job_id__in=[j.pk for j in ended]).delete()
         Chunk.objects.bulk_create(chunks)
+        jobs.owe_events(ended)  # sets their flags, saved with the rest of their rows just below
         _save_rows(
             ended,
             [
                 "status",
+                "events_pending",
                 "split_info",
                 "records_total",
                 "records_indexed",
@@ -436,27 +439,50 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
             ["live_job", "format", "encoding", "size", "sha256", "file", "title", "updated_at"],
         )
         statistics.swap(live, retired)
-        jobs.owe_events(ended)
         if sum(len(p.records) for p in batch) >= SETTLE_AFTER:  # as finalize: only a big write settles
             transaction.on_commit(backend.settle, robust=True)
         send_after_commit([("quern.purge_job", [job_id]) for job_id in purged + retired])
 
 
 def _save_rows(rows: list, fields: list[str]) -> None:
-    """Save these fields of many model instances: one UPDATE per row, sent as one executemany.
+    """Save these fields of many model instances in one statement.
 
     Django's bulk_update writes one CASE per field over all rows: 2.4 of a 500-document batch's
-    2.7 s went to compiling it (profiled). Values are prepared by the fields themselves, so JSON
-    and dates reach each database as its own.
+    2.7 s went to compiling it (profiled). PostgreSQL takes the rows as one array per column
+    (UPDATE … FROM unnest): 85 µs a job row, where one UPDATE per row, even pipelined, took 140
+    (measured on 500 jobs). SQLite runs one UPDATE per row, as one executemany. Values are
+    prepared by the fields themselves, so JSON and dates reach each database as its own.
     """
     if not rows:
         return
     meta = rows[0]._meta
     columns = [meta.get_field(name) for name in fields]
     table = connection.ops.quote_name(meta.db_table)
+    if connection.vendor == "postgresql":
+        _save_rows_unnest(table, columns, rows)
+        return
     assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in columns)
     params = [
         [f.get_db_prep_save(getattr(row, f.attname), connection) for f in columns] + [row.pk] for row in rows
     ]
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", params)
+
+
+def _save_rows_unnest(table: str, columns: list, rows: list) -> None:
+    """_save_rows on PostgreSQL: each column's values as one array, JSON as text cast back."""
+    quote = connection.ops.quote_name
+    selects, arrays = ["unnest(%s::bigint[]) AS id"], [[row.pk for row in rows]]
+    for field in columns:
+        values = [getattr(row, field.attname) for row in rows]
+        if field.get_internal_type() == "JSONField":
+            selects.append(f"unnest(%s::text[])::jsonb AS {quote(field.column)}")
+            values = [None if v is None else json.dumps(v, cls=field.encoder) for v in values]
+        else:
+            selects.append(f"unnest(%s::{field.db_type(connection)}[]) AS {quote(field.column)}")
+            values = [field.get_db_prep_save(v, connection) for v in values]
+        arrays.append(values)
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
+    values = f"(SELECT {', '.join(selects)}) AS v"
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {assignments} FROM {values} WHERE {table}.id = v.id", arrays)

@@ -64,14 +64,14 @@ def move(job: Job, status: str, *, also: tuple[str, ...] = ()) -> None:
 
 
 def owe_events(ended: list[Job]) -> None:
-    """The events of jobs a batch ended (their rows saved by the caller), owed as `_owe_event` says."""
+    """The events of jobs a batch ended, owed as `_owe_event` says: the flag set on each instance,
+    for the caller's save of their rows in this transaction (not a second UPDATE of each row),
+    and the instances published once it commits (not read again)."""
     if not notify.enabled() or not ended:
         return
-    ids = [job.pk for job in ended]
     for job in ended:
         job.events_pending = True
-    Job.objects.filter(pk__in=ids).update(events_pending=True)
-    transaction.on_commit(lambda: notify.publish_job_ends(ids))
+    transaction.on_commit(lambda: notify.publish_ended(ended))
 
 
 def _owe_event(job: Job) -> None:

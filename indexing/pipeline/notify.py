@@ -37,20 +37,25 @@ def publish_job_end(job_id: int) -> bool:
 
 
 def publish_job_ends(job_ids: list[int]) -> int:
-    """Publish the events (and end replies) of these finished jobs still owed, read in one query
-    and cleared in one UPDATE once the broker confirmed them all; how many were published (0 if
-    the broker did not take them)."""
+    """Publish the events (and end replies) of these finished jobs still owed, read in one query;
+    how many were published (0 if the broker did not take them)."""
     owed = list(Job.objects.select_related("document").filter(pk__in=job_ids, events_pending=True))
     if not owed:  # published already (by the commit hook or another reconcile run)
         return 0
+    return publish_ended(owed)
+
+
+def publish_ended(owed: list[Job]) -> int:
+    """Publish the events (and end replies) of these finished jobs, as committed (their documents
+    selected), and clear their flags in one UPDATE once the broker confirmed them all; how many
+    were published (0 if the broker did not take them: the flags stay, reconcile publishes)."""
     messages: list[events.Outgoing] = []
     for job in owed:
         body = schemas.Job.of(job)
         key = f"job.{job.status}"
-        event = schemas.Event.model_construct(**dict(body), event=key, event_id=event_id(job))
-        messages.append(
-            (events.EVENTS_EXCHANGE, key, event.model_dump(mode="json"), {"message_id": event_id(job)})
-        )
+        the_id = event_id(job)
+        event = schemas.Event.model_construct(**dict(body), event=key, event_id=the_id)
+        messages.append((events.EVENTS_EXCHANGE, key, event.model_dump(mode="json"), {"message_id": the_id}))
         if job.reply_to:
             reply = body.model_dump(mode="json")
             messages.append(("", job.reply_to, reply, {"correlation_id": job.correlation_id or None}))
