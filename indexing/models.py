@@ -325,3 +325,19 @@ def _job_url(script_prefix: str) -> str:
     """The job page's URL with %d for its id: reverse() costs ~50 µs, and every reply and event
     of a 500-job batch carries one (profiled). Keyed by the script prefix, which reverse() reads."""
     return reverse("job-detail", args=[_PK]).replace("%", "%%").replace(str(_PK), "%d")
+
+
+class StoredBytes(models.Model):
+    """A small document's bytes, kept in the database instead of a file of their own.
+
+    Named as a stored file is (`db/<sha256[:2]>/<sha256>`), so jobs and documents refer to it by
+    their `file` as to any other; indexing.blobs' storage reads, sizes and removes it. A file of
+    its own cost the open queue's consumer half of its time per one-record message (py-spy).
+    """
+
+    name = models.CharField(max_length=255, primary_key=True)
+    data = models.BinaryField()
+    stored_at = models.DateTimeField()  # written again when the same bytes are stored again
+
+    def __str__(self) -> str:
+        return self.name

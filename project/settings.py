@@ -158,6 +158,11 @@ WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise also serves collectstatic's output
 MEDIA_ROOT = Path(os.environ.get("QUERN_MEDIA_ROOT", QUERN_DATA_DIR / "media")).resolve()
 MEDIA_URL = "media/"
+# Files on disk, and small documents' bytes in the database (indexing/blobs.py).
+STORAGES = {
+    "default": {"BACKEND": "indexing.blobs.Storage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # Uploads stream to a temporary file past 2.5 MB; Quern never holds a whole upload in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -187,6 +192,8 @@ QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
 # Autobatching (indexing/pipeline/batching.py): documents up to this size are split, indexed and
 # made live together with the others waiting, up to this many in one batch.
 QUERN_BATCH_MAX_BYTES = env_int("QUERN_BATCH_MAX_BYTES", 256 * 1024)
+# A document up to this size is kept in the database (StoredBytes), not as a file of its own.
+QUERN_INLINE_MAX_BYTES = env_int("QUERN_INLINE_MAX_BYTES", 64 * 1024)
 QUERN_BATCH_SIZE = env_int("QUERN_BATCH_SIZE", 500)
 QUERN_BATCH_BYTES = env_int("QUERN_BATCH_BYTES", 1024 * 1024)  # a batch's documents, in all
 # Milliseconds a lane's next batch waits after the one before it was claimed: in a crowd, the

@@ -259,10 +259,10 @@ def test_one_document_s_unexpected_error_fails_it_alone(captured_messages, clean
     jobs = [small(n) for n in range(3)]
     real = batching._prepare
 
-    def breaks_on_the_second(job):
+    def breaks_on_the_second(job, data=None):
         if job.pk == jobs[1].pk:
             raise RuntimeError("a parser bug")
-        return real(job)
+        return real(job, data)
 
     monkeypatch.setattr(batching, "_prepare", breaks_on_the_second)
     pipeline.run_batch(jobs[0].pk, pipeline.take_batch(jobs[0].pk))

@@ -8,7 +8,6 @@ pass (filesystem broker) they skip, and with QUERN_REQUIRE_SERVICES set they fai
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import os
@@ -476,24 +475,25 @@ def test_an_events_consumer_sees_exactly_one_event_per_finished_job_in_a_run_of_
 def test_a_consumer_killed_before_its_commit_loses_nothing_and_makes_exactly_one_job(
     rabbitmq, pipeline, broker, tmp_path
 ):
+    if connection.vendor != "postgresql":
+        pytest.skip("holds the consumer's tables with PostgreSQL's LOCK TABLE")
     log_path = tmp_path / "consume.log"
     first = _start_consumer(log_path)
     content = f"id,text\n1,the only takahe {uuid.uuid4().hex}\n".encode()
-    stored = (
-        Path(settings.MEDIA_ROOT)
-        / "documents"
-        / hashlib.sha256(content).hexdigest()[:2]
-        / hashlib.sha256(content).hexdigest()
-    )
     replacement = None
     try:
-        # Hold the tables the consumer's transaction writes, so it cannot commit; its file lands
-        # in storage first (outside the lock), which tells us it has taken the message.
+        # Hold the tables the consumer's transaction writes (its document's bytes are a row of
+        # indexing_storedbytes), so it cannot commit; its wait for the lock tells us it has taken
+        # the message.
         with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("LOCK TABLE indexing_document IN SHARE ROW EXCLUSIVE MODE")
+            cursor.execute("LOCK TABLE indexing_storedbytes, indexing_document IN SHARE ROW EXCLUSIVE MODE")
             broker.submit({"name": "takahe.csv", "content_base64": base64.b64encode(content).decode()})
-            wait_for(stored.exists, timeout=30, message="the consumer to store the document")
+
+            def consumer_waits_for_the_lock() -> bool:
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                return cursor.fetchone()[0] > 0
+
+            wait_for(consumer_waits_for_the_lock, timeout=30, message="the consumer to take the message")
             os.killpg(first.pid, signal.SIGKILL)
             first.wait()
         assert Job.objects.count() == 0

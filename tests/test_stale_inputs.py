@@ -12,11 +12,27 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from indexing import pipeline
-from indexing.models import Document, Job, Status
+from indexing import blobs, pipeline
+from indexing.models import Document, Job, Status, StoredBytes
 from indexing.pipeline import finish, recovery
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True, params=["row", "file"])
+def kept_as(request, settings):
+    """Each test twice: the small input kept as a database row (indexing.blobs), and as a file."""
+    if request.param == "file":
+        settings.QUERN_INLINE_MAX_BYTES = 0
+    return request.param
+
+
+def _stored_at(name: str, then) -> None:
+    """The input was (last) stored at `then`."""
+    if blobs.is_inline(name):
+        StoredBytes.objects.filter(name=name).update(stored_at=then)
+    else:
+        os.utime(default_storage.path(name), (then.timestamp(), then.timestamp()))
 
 
 def _bytes() -> bytes:
@@ -28,7 +44,7 @@ def _failed(data: bytes, name: str = "godwits.csv", *, ended_ago: timedelta = ti
     finish.fail(job.pk, {"code": "bad", "message": "it was bad"})
     then = timezone.now() - ended_ago
     Job.objects.filter(pk=job.pk).update(finished_at=then)
-    os.utime(default_storage.path(job.file.name), (then.timestamp(), then.timestamp()))  # stored then
+    _stored_at(job.file.name, then)
     return Job.objects.get(pk=job.pk)
 
 

@@ -22,6 +22,13 @@ from tests.conftest import wait_for_job
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def documents_as_files(settings):
+    """These are about the disk: every document here is a file of its own, however small (a small
+    one is otherwise a database row: tests/test_stored_bytes.py)."""
+    settings.QUERN_INLINE_MAX_BYTES = 0
+
+
 def herons_csv() -> bytes:
     """200 records, unlike any file an earlier test left in the shared media folder."""
     marker = uuid.uuid4().hex.encode()

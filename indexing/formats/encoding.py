@@ -51,7 +51,7 @@ def sniff_encoding(head: bytes, declared: str | None) -> str:
         name = declared.strip()
         try:
             info = codecs.lookup(name)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a name with a NUL in it
             raise ParseError(
                 "unknown_encoding",
                 f"Unknown encoding {name!r}. Declare a standard encoding name such as "

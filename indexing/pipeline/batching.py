@@ -28,6 +28,7 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from indexing import blobs
 from indexing.formats import Chunk as SplitChunk
 from indexing.formats import ParseError, SplitResult, parse_chunk, sniff_encoding, within_fields
 from indexing.formats.archives import ARCHIVE_FORMAT
@@ -238,12 +239,13 @@ def _within_bytes(candidates: list[tuple[int, int]], taken: int) -> tuple[list[i
 
 def run(leader: int, ids: list[int]) -> None:
     """Split, index and finish a claimed batch; what cannot go together goes alone."""
-    claimed = Job.objects.select_related("document").filter(pk__in=ids).order_by("pk")
+    claimed = list(Job.objects.select_related("document").filter(pk__in=ids).order_by("pk"))
+    inline = blobs.read_inline([job.file.name for job in claimed])  # the small ones' bytes at once
     ready: list[Prepared] = []
     alone: list[int] = []
     for job in claimed:
         try:
-            prepared = _prepare(job)
+            prepared = _prepare(job, inline.get(job.file.name))
         except ParseError as error:
             fail(job.pk, error.as_dict())
             continue
@@ -310,10 +312,12 @@ def split_alone(job_id: int) -> None:
             finalize(job_id)
 
 
-def _prepare(job: Job) -> Prepared | bool | None:
-    """Read, split and parse a small job; None if it must go alone, False if it failed here."""
-    with default_storage.open(job.file.name, "rb") as stream:
-        data = stream.read()
+def _prepare(job: Job, data: bytes | None = None) -> Prepared | bool | None:
+    """Split and parse a small job (its bytes read from storage unless given); None if it must go
+    alone, False if it failed here."""
+    if data is None:
+        with default_storage.open(job.file.name, "rb") as stream:
+            data = stream.read()
     if sniff_encoding(data[:4096], job.encoding or None) not in ("utf-8", "utf-8-sig"):
         return None  # transcoding keeps its copy in storage: the per-job path does that
     result = split_input(io.BytesIO(data), job, read_records=True)

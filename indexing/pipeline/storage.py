@@ -15,6 +15,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from indexing import blobs
 from indexing.errors import NO_ROOM, QuernError, StorageFull
 from indexing.formats import sniff_encoding, transcode_to_utf8
 from indexing.models import Job
@@ -77,8 +78,13 @@ def _blocks(stream: IO[bytes], *read: bytes):
 def _store_bytes(data: bytes) -> StoredFile:
     """A document read whole in one block (a message's, a JSON body's): written straight from
     memory, with no spool file and none of a storage's name-finding (together half of the open
-    queue consumer's time per one-record message, measured with py-spy)."""
+    queue consumer's time per one-record message, measured with py-spy); a small one as a row
+    (indexing.blobs), not a file."""
     sha256 = hashlib.sha256(data).hexdigest()
+    if len(data) <= settings.QUERN_INLINE_MAX_BYTES:  # a row, in the caller's transaction
+        name = blobs.inline_name(sha256)
+        blobs.store_inline(name, data)
+        return StoredFile(name=name, size=len(data), sha256=sha256, head=data[:HEAD_BYTES])
     name = f"documents/{sha256[:2]}/{sha256}"
     if _whole(name, len(data)):
         _touch(name)

@@ -35,7 +35,7 @@ def test_no_bom_and_nothing_declared_means_utf8():
     assert sniff_encoding(b"\xe9t\xe9", None) == "utf-8"
 
 
-@pytest.mark.parametrize("declared", ["klingon-8", "rot13", "base64"])
+@pytest.mark.parametrize("declared", ["klingon-8", "rot13", "base64", "\x00", "utf\x008"])
 def test_unknown_or_non_text_encoding_is_refused(declared):
     with pytest.raises(ParseError) as error:
         sniff_encoding(b"id\n", declared)

@@ -1,0 +1,77 @@
+"""Small documents' bytes kept in the database (indexing.blobs): stored, read, dated and removed
+through the storage by name, as a file is; bigger ones stay files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+
+import pytest
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from indexing import blobs, pipeline
+from indexing.models import Job, StoredBytes
+from indexing.pipeline import storage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _csv(size: int) -> bytes:
+    head = f"id,text\n1,a plover {uuid.uuid4().hex}".encode()
+    return head + b"x" * (size - len(head) - 1) + b"\n"
+
+
+def test_a_small_document_is_a_row_and_reads_back_through_the_storage_as_a_file_does(settings):
+    data = _csv(settings.QUERN_INLINE_MAX_BYTES)
+    stored = storage.store_stream(io.BytesIO(data))
+    sha256 = hashlib.sha256(data).hexdigest()
+    assert stored.name == blobs.inline_name(sha256)
+    assert not (settings.MEDIA_ROOT / "documents" / sha256[:2] / sha256).exists()  # no file of its own
+    assert StoredBytes.objects.filter(name=stored.name).count() == 1
+    with default_storage.open(stored.name, "rb") as file:
+        assert file.read() == data
+    assert default_storage.exists(stored.name) and default_storage.size(stored.name) == len(data)
+    first = default_storage.get_modified_time(stored.name)
+    assert storage.store_stream(io.BytesIO(data)) == stored  # the same bytes again: one row, touched
+    assert StoredBytes.objects.filter(name=stored.name).count() == 1
+    assert default_storage.get_modified_time(stored.name) >= first
+    storage.delete(stored.name)
+    assert not default_storage.exists(stored.name)
+    with pytest.raises(FileNotFoundError):
+        default_storage.open(stored.name, "rb")
+
+
+def test_a_document_one_byte_over_the_limit_is_a_file(settings):
+    data = _csv(settings.QUERN_INLINE_MAX_BYTES + 1)
+    stored = storage.store_stream(io.BytesIO(data))
+    assert stored.name.startswith("documents/") and not StoredBytes.objects.filter(name=stored.name).exists()
+    with default_storage.open(stored.name, "rb") as file:
+        assert file.read() == data
+
+
+def test_a_submission_rolled_back_leaves_no_stored_bytes(captured_messages):
+    data = _csv(200)
+
+    def submit_then_fail() -> Job:
+        with transaction.atomic():
+            submitted.append(pipeline.submit(io.BytesIO(data), name="plovers.csv"))
+            raise RuntimeError("the request failed after storing")
+
+    submitted: list[Job] = []
+    with pytest.raises(RuntimeError):
+        submit_then_fail()
+    [job] = submitted
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not StoredBytes.objects.filter(name=job.file.name).exists()
+
+
+def test_small_documents_kept_as_rows_are_indexed_by_a_real_worker(worker, clean_index):
+    from tests.conftest import wait_for_job
+
+    jobs = [pipeline.submit(io.BytesIO(_csv(300)), name=f"plover-{n}.csv") for n in range(5)]
+    assert all(blobs.is_inline(job.file.name) for job in jobs)
+    ended = [wait_for_job(job.pk) for job in jobs]
+    assert [job.status for job in ended] == ["succeeded"] * 5
+    assert [job.records_indexed for job in ended] == [1] * 5
