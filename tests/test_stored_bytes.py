@@ -75,3 +75,18 @@ def test_small_documents_kept_as_rows_are_indexed_by_a_real_worker(worker, clean
     ended = [wait_for_job(job.pk) for job in jobs]
     assert [job.status for job in ended] == ["succeeded"] * 5
     assert [job.records_indexed for job in ended] == [1] * 5
+
+
+def test_a_bulk_submission_writes_its_small_documents_bytes_once_each_even_twice_in_one_batch(
+    captured_messages,
+):
+    same, other = _csv(120), _csv(130)
+    jobs = pipeline.submit_many(
+        [pipeline.Incoming(io.BytesIO(data), f"dunlin-{n}.csv") for n, data in enumerate([same, other, same])]
+    )
+    assert [job.file.name for job in jobs] == [
+        blobs.inline_name(hashlib.sha256(d).hexdigest()) for d in (same, other, same)
+    ]
+    assert StoredBytes.objects.filter(name__in=[job.file.name for job in jobs]).count() == 2
+    with default_storage.open(jobs[2].file.name, "rb") as file:
+        assert file.read() == same

@@ -9,6 +9,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from indexing import blobs
 from indexing.errors import QuernError, StorageFull
 from indexing.formats import detect_format, sniff_encoding
 from indexing.formats.archives import ARCHIVE_FORMAT, is_archive
@@ -83,6 +84,7 @@ def submit_many(
     """
     results: list[Job | QuernError] = []
     unsaved: list[tuple[Document, Job]] = []
+    inline_rows: list[tuple[str, bytes]] = []  # small documents' bytes, written with their rows
     for item in incoming:
         try:
             if item.options.idempotency_key:
@@ -99,7 +101,7 @@ def submit_many(
                         )
                     )
                 continue
-            stored, name, fields = _stored(item, source=source, gunzip=gunzip)
+            stored, name, fields = _stored(item, source=source, gunzip=gunzip, inline_rows=inline_rows)
         except StorageFull:
             raise  # the server's fault, not this document's: the whole submission waits or is refused
         except QuernError as error:
@@ -110,19 +112,22 @@ def submit_many(
         unsaved.append((document, job))
         results.append(job)
         if len(unsaved) >= BULK_WRITE:
-            _create_many(unsaved)
-            unsaved = []
-    _create_many(unsaved)
+            _create_many(unsaved, inline_rows)
+            unsaved, inline_rows = [], []
+    _create_many(unsaved, inline_rows)
     return results
 
 
-def _stored(item: Incoming, *, source: str, gunzip: bool) -> tuple[StoredFile, str, dict[str, Any]]:
-    """A document's bytes in storage, its name, and its job's fields; QuernError if refused."""
+def _stored(
+    item: Incoming, *, source: str, gunzip: bool, inline_rows: list[tuple[str, bytes]] | None = None
+) -> tuple[StoredFile, str, dict[str, Any]]:
+    """A document's bytes in storage (a small one's row in `inline_rows`, if given, for the caller
+    to write), its name, and its job's fields; QuernError if refused."""
     name = (item.name or "").strip()[:255]
     if not name:
         raise QuernError("missing_name", "A document needs a name (a file name, or the name field).")
     content = uncompressed(item.stream) if gunzip else item.stream  # a .gz is stored as its content
-    stored = store_stream(content)
+    stored = store_stream(content, inline_rows=inline_rows)
     if stored.size == 0:
         raise QuernError("empty_document", f"{name} is empty: there is nothing to index.")
     options = item.options
@@ -155,11 +160,15 @@ def _new_document(stored: StoredFile, name: str, fields: dict[str, Any]) -> Docu
     )
 
 
-def _create_many(unsaved: list[tuple[Document, Job]]) -> None:
-    """Two bulk INSERTs, then the split messages: each big job's own, one trigger per lane."""
-    if not unsaved:
+def _create_many(unsaved: list[tuple[Document, Job]], inline_rows: list[tuple[str, bytes]]) -> None:
+    """The small documents' bytes, then two bulk INSERTs, then the split messages: each big job's
+    own, one trigger per lane."""
+    if not unsaved and not inline_rows:
         return
     with transaction.atomic():
+        blobs.store_inline_many(inline_rows)
+        if not unsaved:
+            return
         documents = Document.objects.bulk_create([document for document, _ in unsaved])
         for document, (_, job) in zip(documents, unsaved, strict=True):
             job.document = document

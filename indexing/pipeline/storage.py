@@ -32,16 +32,18 @@ class StoredFile:
     head: bytes
 
 
-def store_stream(stream: IO[bytes]) -> StoredFile:
+def store_stream(stream: IO[bytes], *, inline_rows: list[tuple[str, bytes]] | None = None) -> StoredFile:
     """Stream an upload into storage under its sha256, never holding it whole in memory.
 
+    A small one's row (indexing.blobs) is written at once, or added to `inline_rows` for the
+    caller to write with its documents (blobs.store_inline_many, in their transaction).
     StorageFull when the spool or the storage has no room; then nothing of it is left behind.
     """
     limit = settings.QUERN_MAX_UPLOAD_BYTES
     first = stream.read(COPY_BLOCK)
     more = stream.read(COPY_BLOCK) if first else b""
     if not more and len(first) <= limit:  # all of it in one block: no spool
-        return _store_bytes(first)
+        return _store_bytes(first, inline_rows)
     digest = hashlib.sha256()
     size = 0
     head = b""
@@ -75,7 +77,7 @@ def _blocks(stream: IO[bytes], *read: bytes):
         yield block
 
 
-def _store_bytes(data: bytes) -> StoredFile:
+def _store_bytes(data: bytes, inline_rows: list[tuple[str, bytes]] | None) -> StoredFile:
     """A document read whole in one block (a message's, a JSON body's): written straight from
     memory, with no spool file and none of a storage's name-finding (together half of the open
     queue consumer's time per one-record message, measured with py-spy); a small one as a row
@@ -83,7 +85,10 @@ def _store_bytes(data: bytes) -> StoredFile:
     sha256 = hashlib.sha256(data).hexdigest()
     if len(data) <= settings.QUERN_INLINE_MAX_BYTES:  # a row, in the caller's transaction
         name = blobs.inline_name(sha256)
-        blobs.store_inline(name, data)
+        if inline_rows is None:
+            blobs.store_inline(name, data)
+        else:
+            inline_rows.append((name, data))
         return StoredFile(name=name, size=len(data), sha256=sha256, head=data[:HEAD_BYTES])
     name = f"documents/{sha256[:2]}/{sha256}"
     if _whole(name, len(data)):
