@@ -39,7 +39,9 @@ def store_inline_many(rows: list[tuple[str, bytes]]) -> None:
     """Many rows (name, bytes) in one statement: one round trip for a batch of small documents,
     where one each held the open queue's consumer a third of its time (py-spy, PostgreSQL busy
     with the workers' batches)."""
-    unique = dict(rows)  # one name twice in one statement: PostgreSQL refuses the second update
+    # One name twice in one statement: PostgreSQL refuses the second update. Sorted: two batches
+    # sharing names lock their rows in the same order, and wait rather than deadlock.
+    unique = dict(sorted(rows))
     if not unique:
         return
     table = connection.ops.quote_name(StoredBytes._meta.db_table)
@@ -52,6 +54,13 @@ def store_inline_many(rows: list[tuple[str, bytes]]) -> None:
             " ON CONFLICT (name) DO UPDATE SET stored_at = excluded.stored_at",
             params,
         )
+
+
+def delete_unless_stored_since(name: str, moment: datetime) -> None:
+    """Remove the row, unless its bytes were stored again since `moment`: by a submission that
+    may not have committed yet, whose touch PostgreSQL checks again once that commit releases the
+    row (a plain delete by name would wait for the commit, then remove the bytes it needs)."""
+    StoredBytes.objects.filter(name=name, stored_at__lt=moment).delete()
 
 
 def read_inline(names: list[str]) -> dict[str, bytes]:

@@ -90,3 +90,25 @@ def test_a_bulk_submission_writes_its_small_documents_bytes_once_each_even_twice
     assert StoredBytes.objects.filter(name__in=[job.file.name for job in jobs]).count() == 2
     with default_storage.open(jobs[2].file.name, "rb") as file:
         assert file.read() == same
+
+
+def test_a_row_stored_again_while_reconcile_removes_it_is_kept(captured_messages, monkeypatch):
+    """Reconcile read the row's old date; a submission of the same bytes touched it since (and may
+    not have committed yet): the removal checks the date again, and keeps the bytes."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from indexing.pipeline import finish, recovery
+
+    data = _csv(150)
+    failed = pipeline.submit(io.BytesIO(data), name="knot.csv")
+    finish.fail(failed.pk, {"code": "bad", "message": "it was bad"})
+    then = timezone.now() - timedelta(days=2)
+    Job.objects.filter(pk=failed.pk).update(finished_at=then)
+    StoredBytes.objects.filter(name=failed.file.name).update(stored_at=then)
+    monkeypatch.setattr(recovery, "_touched_since", lambda name, moment: False)  # read before the touch
+    storage.store_stream(io.BytesIO(data))  # the same bytes again, after that read
+    assert recovery.reconcile()["inputs_removed"] == 1  # the failed job lets go of them…
+    assert Job.objects.get(pk=failed.pk).file.name == ""
+    assert StoredBytes.objects.filter(name=failed.file.name).exists()  # …but the bytes stay

@@ -7,8 +7,10 @@ this module owns the connection: one per process, re-opened once when the broker
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -55,9 +57,10 @@ class _ConfirmChannel:
 
     def publish_all(self, messages: list[Outgoing]) -> None:
         nacked = self.nacked
-        for exchange, routing_key, body, properties in messages:
+        bodies = [_json(body) for _, _, body, _ in messages]  # all or none: a bad body sends nothing
+        for (exchange, routing_key, _, properties), encoded in zip(messages, bodies, strict=True):
             message = amqp.Message(
-                orjson.dumps(body),
+                encoded,
                 content_type="application/json",
                 content_encoding="utf-8",
                 delivery_mode=2,
@@ -81,8 +84,17 @@ class _ConfirmChannel:
             raise NotConfirmed(f"The broker refused {self.nacked - nacked} publishes (basic.nack)")
 
 
+def _json(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # an integer past 64 bits in a submitter's metadata: the standard library's
+        return json.dumps(body).encode()
+
+
 _connection: Connection | None = None
 _channel: _ConfirmChannel | None = None
+# One channel per process, and a web process publishes from its threads (a cancel): one at a time.
+_lock = threading.Lock()
 _connection_pid: int | None = None
 
 
@@ -118,15 +130,16 @@ def publish(messages: list[Outgoing]) -> None:
     """
     if not messages:
         return
-    for attempt in (1, 2):
-        try:
-            _confirm_channel().publish_all(messages)
-            return
-        except NotConfirmed:
-            _drop_connection()
-            raise
-        except Exception:
-            _drop_connection()
-            if attempt == 2:
+    with _lock:
+        for attempt in (1, 2):
+            try:
+                _confirm_channel().publish_all(messages)
+                return
+            except (OSError, *amqp.Connection.recoverable_connection_errors):
+                _drop_connection()
+                if attempt == 2:
+                    raise
+                logger.info("The events connection was lost; publishing again on a new one", exc_info=True)
+            except Exception:  # not confirmed, or refused: the caller publishes again later
+                _drop_connection()
                 raise
-            logger.info("The events connection was lost; publishing again on a new one", exc_info=True)

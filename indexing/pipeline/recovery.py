@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from indexing import blobs
 from indexing.broker.monitor import queue_depth
 from indexing.models import FINISHED_STATUSES, Chunk, Document, Job, Record, Source, Status
 from indexing.pipeline import batching, dispatch, notify, storage
@@ -148,7 +149,10 @@ def remove_stale_inputs(now: datetime) -> int:
     needed |= {*live_documents.filter(file__in=gone).values_list("file", flat=True)}
     gone = [name for name in gone if name not in needed]
     for name in gone:
-        storage.delete(name)
+        if blobs.is_inline(name):
+            blobs.delete_unless_stored_since(name, before)
+        else:
+            storage.delete(name)
     return len(gone)
 
 
