@@ -102,7 +102,14 @@ def _confirm_channel() -> _ConfirmChannel:
     # One connection per process: Celery's prefork children must not share their parent's socket.
     global _connection, _channel, _connection_pid
     if _channel is None or _connection_pid != os.getpid():
-        _connection = Connection(settings.CELERY_BROKER_URL, connect_timeout=5, heartbeat=0)
+        # A write timeout: a broker that stops reading (a memory or disk alarm blocks publishers)
+        # fails the publish, and its caller publishes later, rather than holding it for good.
+        _connection = Connection(
+            settings.CELERY_BROKER_URL,
+            connect_timeout=5,
+            heartbeat=0,
+            transport_options={"write_timeout": CONFIRM_TIMEOUT},
+        )
         _connection_pid = os.getpid()
         _channel = _ConfirmChannel(_connection)
     return _channel
@@ -112,7 +119,7 @@ def _drop_connection() -> None:
     global _connection, _channel
     if _connection is not None and _connection_pid == os.getpid():
         try:
-            _connection.release()
+            _connection.collect()  # the socket dropped, not closed politely: a broker may not answer
         except Exception:  # closing a broken socket may raise anything; it is being thrown away
             logger.debug("Error while closing the events connection", exc_info=True)
     _connection = _channel = None
