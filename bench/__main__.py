@@ -125,10 +125,13 @@ def run(args) -> dict:
         "runs": args.runs,
         "limit_rows": args.limit_rows,
     }
-    loads = w.corpus_workloads(corpus, args.limit_rows, scratch)
+    every_load = w.corpus_workloads(corpus, args.limit_rows, scratch)
+    loads = every_load
     if args.workloads:
         loads = [x for x in loads if x.name in args.workloads.split(",") or x.name == "sentences.csv"]
     sentences = next(x for x in loads if x.name == "sentences.csv")
+    # The archive is always of the HTML pages, whichever workloads --workloads keeps for ingest.
+    html = next(x for x in every_load if x.name == "html pages")
     try:
         stack.start_worker()
         stack.start_web()
@@ -235,7 +238,6 @@ def run(args) -> dict:
             print_amqp(results)
 
         if "archive" in only:
-            html = next(x for x in loads if x.name == "html pages")
             archive = w.make_archive(html.paths, corpus / "html", scratch / f"html-{len(html.paths)}.tar.gz")
             w.delete_documents([str(p.relative_to(corpus / "html")) for p in html.paths])
             entry = w.archive_once(stack, archive, len(html.paths))
