@@ -93,9 +93,9 @@ def _json(body: dict[str, Any]) -> bytes:
 
 _connection: Connection | None = None
 _channel: _ConfirmChannel | None = None
+_connection_pid: int | None = None
 # One channel per process, and a web process publishes from its threads (a cancel): one at a time.
 _lock = threading.Lock()
-_connection_pid: int | None = None
 
 
 def _confirm_channel() -> _ConfirmChannel:

@@ -487,6 +487,6 @@ def _save_rows_unnest(table: str, columns: list, rows: list) -> None:
             values = [field.get_db_prep_save(v, connection) for v in values]
         arrays.append(values)
     assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
-    values = f"(SELECT {', '.join(selects)}) AS v"
+    source = f"(SELECT {', '.join(selects)}) AS v"
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {assignments} FROM {values} WHERE {table}.id = v.id", arrays)
+        cursor.execute(f"UPDATE {table} SET {assignments} FROM {source} WHERE {table}.id = v.id", arrays)
