@@ -105,9 +105,9 @@ def _index_chunk(chunk: Chunk) -> bool:
             )
             length = backend.index_records(job_id=job_id, document_id=job.document_id, records=records)
             # The job's lock, taken last and held briefly, makes "was this the last chunk?" exact
-            # even when two chunks commit at the same moment. NO KEY UPDATE, not UPDATE: the
-            # records just inserted hold KEY SHARE on the job row (their foreign key), and a
-            # plain FOR UPDATE waited for every other chunk's whole transaction (measured).
+            # even when two chunks commit at the same moment. NO KEY UPDATE, not UPDATE: a row
+            # written with a foreign key to the job takes KEY SHARE on it, and while records had
+            # one, a plain FOR UPDATE waited for every other chunk's whole transaction (measured).
             job = Job.objects.select_for_update(no_key=True).get(pk=job_id)
             if job.status != Status.INDEXING:
                 raise _Abandon

@@ -300,7 +300,13 @@ class PostgresBackend(SearchBackend):
             "offset": offset,
             "document": document_id,
         }
-        extra = "" if document_id is None else " AND r.document_id = %(document)s"
+        # One document's live records are its live job's: found by the (job_id, ordinal) index,
+        # records have no document_id index (one index fewer per inserted record).
+        extra = (
+            ""
+            if document_id is None
+            else " AND r.job_id = (SELECT live_job_id FROM indexing_document WHERE id = %(document)s)"
+        )
         with connection.cursor() as cursor:
             cursor.execute(_SEARCH.format(extra=extra), params)
             rows = cursor.fetchall()

@@ -163,7 +163,8 @@ class SqliteBackend(SearchBackend):
         params: list = [match]
         extra = ""
         if document_id is not None:
-            extra = " AND r.document_id = %s"
+            # Its live job's records (the live join asks for no more); no document_id index.
+            extra = " AND r.job_id = (SELECT live_job_id FROM indexing_document WHERE id = %s)"
             params.append(document_id)
         with connection.cursor() as cursor:
             # Candidates: the matches, at most CANDIDATES + 1 (one more says "there are more"),
