@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexing import pipeline
-from indexing.models import Job, SearchStats, Status, Term
+from indexing.models import Job, Record, SearchStats, Status, Term
 from indexing.schemas import SubmitOptions
 from indexing.search import search, suggest
 
@@ -244,3 +244,17 @@ def test_numbers_single_letters_and_stop_word_phrases_are_searched_as_people_mea
 def test_a_search_in_one_document_ranks_all_its_records_and_counts_exactly(birds) -> None:
     page = search("where does someone wait by the river ", limit=10, document_id=birds.document_id).page
     assert page.total_exact and page.total == 23
+
+
+def test_a_search_in_one_document_finds_only_its_live_version_s_records(birds) -> None:
+    other = index("other.jsonl", [("o1", "Heron", "another heron by another river")])
+    newer = index("birds.jsonl", [("n1", "Heron", "a new heron by the river")], replace=birds.document_id)
+    in_birds = search("heron river ", limit=10, document_id=birds.document_id).page
+    assert [hit.key for hit in in_birds.hits] == ["n1"] and in_birds.total == 1
+    assert [hit.key for hit in search("heron ", limit=10, document_id=other.document_id).page.hits] == ["o1"]
+
+    # Deleted, a document's records go with its jobs: none is left behind, nothing finds them.
+    pipeline.delete_document(newer.document_id)
+    assert not Record.objects.filter(job__document_id=newer.document_id).exists()
+    assert not Record.objects.filter(job_id__in=[birds.pk, newer.pk]).exists()
+    assert keys("heron ") == ["o1"]
