@@ -194,8 +194,9 @@ class Record(models.Model):
     # lookup, and one index fewer per inserted record is measurable on a million-row CSV.
     # No foreign-key constraints either: checking two deferred constraints per row at commit
     # was an eighth of a 5,000-record chunk's time on PostgreSQL. Records are written only by
-    # their job's pipeline, under the job's row lock, and go with their job: deleting a job
-    # deletes them by job_id (the unique index), and a document's records are its jobs'.
+    # their job's pipeline, whose transaction commits only after it finds the job, under the
+    # job's row lock, still running (a cancelled or deleted job's chunk rolls back); they go
+    # with their job, deleted by job_id (the unique index); a document's records are its jobs'.
     job = models.ForeignKey(
         Job, on_delete=models.CASCADE, related_name="records", db_index=False, db_constraint=False
     )
