@@ -134,6 +134,7 @@ def run(args) -> dict:
     html = next(x for x in every_load if x.name == "html pages")
     try:
         stack.start_worker()
+        stack.start_beat()
         stack.start_web()
         if mode == "pg":
             stack.start_consumer()  # make run starts it with RabbitMQ

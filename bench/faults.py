@@ -30,6 +30,7 @@ from bench.stack import AMQP_URL, ROOT, Stack, mode_env, recreate_database
 RECORDS = 200_000
 CHUNK = 1_000
 FINAL = ("succeeded", "failed", "cancelled")
+PROCESSES = ("web", "worker", "beat", "consumer")  # make run's, on RabbitMQ
 OUTAGE_DOCUMENT = "id,text\n1,an egret sent during the outage\n"
 
 
@@ -117,9 +118,40 @@ def check(fault: str, happened: str, job_id: int, extra_ok: bool = True, extra: 
         f"; {extra}" if extra else ""
     )
     if status != "succeeded":
-        errors = job_state(job_id)["errors"]
+        state = job_state(job_id)
+        errors = state["errors"]
         counted += f"; its error: {errors[-1]['code'] if errors else 'none'}"
+        counted += f"; chunks {state['chunks_done']} of {state['chunks_total']}; {stuck_where()}"
     return Row(fault, happened, counted, ok)
+
+
+def stuck_where() -> str:
+    """What a job left unfinished is waiting on: each queue's ready and unacked messages (ready
+    with a live worker: the worker stopped taking; none at all: a message was lost and reconcile
+    did not send it again)."""
+    from kombu import Connection
+
+    vhost = Connection(AMQP_URL).virtual_host
+    listed = subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "-p",
+            vhost,
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
+    rows = [line.split() for line in listed if line.split()[1:] and line.split()[0] in ("ingest", "index")]
+    return "queues " + ", ".join(f"{name} {ready} ready/{unacked} unacked" for name, ready, unacked in rows)
+
+
+def alive_processes(stack: Stack) -> list[str]:
+    return [name for name in PROCESSES if stack.processes[name].popen.poll() is None]
 
 
 def web_answers(stack: Stack) -> bool:
@@ -218,13 +250,13 @@ def fault_postgres(stack: Stack, csv: Path) -> Row:
     _pg("stop")
     time.sleep(30)
     _pg("start")
-    survivors = [name for name in ("web", "worker", "consumer") if stack.processes[name].popen.poll() is None]
+    survivors = alive_processes(stack)
     web_ok = False
     deadline = time.monotonic() + 60
     while not web_ok and time.monotonic() < deadline:
         web_ok = web_answers(stack)
         time.sleep(1)
-    all_alive = len(survivors) == 3 and web_ok
+    all_alive = len(survivors) == len(PROCESSES) and web_ok
     return check(
         "PostgreSQL down 30 s",
         "database stopped mid-job for 30 s, then started",
@@ -238,12 +270,12 @@ def fault_postgres_restart(stack: Stack, csv: Path) -> Row:
     job = submit(stack, csv)
     wait_progress(job, 20)
     _pg("restart")
-    alive = [name for name in ("web", "worker", "consumer") if stack.processes[name].popen.poll() is None]
+    alive = alive_processes(stack)
     return check(
         "PostgreSQL restarted",
         "database restarted mid-job (about 3 s)",
         job,
-        len(alive) == 3,
+        len(alive) == len(PROCESSES),
         f"alive after: {', '.join(alive)}",
     )
 
@@ -376,6 +408,7 @@ def main(argv: list[str]) -> int:
             if name == "disk":
                 _mount_small_disk(media)
             stack.start_worker()
+            stack.start_beat()
             stack.start_web()
             stack.start_consumer()
             print(f"fault {name}…", flush=True)

@@ -154,6 +154,7 @@ def run(mode: str, docs: Path, queries: Path, qrels: Path, output: Path | None) 
     stack.migrate()
     try:
         stack.start_worker()
+        stack.start_beat()
         stack.start_web()
         rankings, timing = quern_rankings(stack, collection)
     finally:

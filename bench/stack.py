@@ -196,8 +196,12 @@ class Stack:
         return self._spawn(name, ["bash", "-c", f"exec {line}"], ready=ready)
 
     def start_worker(self) -> Process:
-        """make run's worker: `-c 2` pool processes and the embedded beat (reconcile, backfills)."""
+        """make run's worker: `-c 2` pool processes."""
         return self.start_procfile("worker", b" ready.")
+
+    def start_beat(self) -> Process:
+        """make run's celery beat (reconcile, backfills), a process of its own as in the Procfile."""
+        return self.start_procfile("beat", b"beat: Starting...")
 
     def start_web(self) -> Process:
         """make run's web server (gunicorn, 2 processes x 4 threads), on a free port."""

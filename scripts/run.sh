@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make run: the processes of the Procfile under scripts/supervise.py — the web app (gunicorn), a
-# Celery worker (with beat: reconcile, backfills) and, with RabbitMQ, the open queue's consumer.
+# Celery worker, celery beat (reconcile, backfills) and, with RabbitMQ, the open queue's consumer.
 # One that ends is started again (the others go on); Ctrl-C or SIGTERM stops them all: SIGTERM
 # to each one's process group, SIGKILL 5 s later.
 set -euo pipefail
@@ -14,7 +14,7 @@ PORT=${QUERN_PORT:-8000}
 facts=$(DJANGO_SETTINGS_MODULE=project.settings $BIN/python -c \
   'import django; django.setup(); from indexing import access, broker; print(broker.configured(), access.required())')
 read -r broker keys <<<"$facts"
-processes="web worker"
+processes="web worker beat"
 if [ "$broker" = rabbitmq ]; then
   processes="$processes consumer"
   echo "Open queue: send documents to the AMQP queue quern.submit; job events on exchange quern.events."

@@ -1,6 +1,6 @@
-"""`make run` as a new user meets it: the web app and a worker index a document, a worker that
-dies is started again while the web goes on, and SIGTERM to its process group stops everything
-within seconds, leaving no process behind."""
+"""`make run` as a new user meets it: the web app and a worker index a document, a worker (or
+beat) that dies is started again while the web goes on, and SIGTERM to its process group stops
+everything within seconds, leaving no process behind."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.timeout(240)
-def test_make_run_indexes_restarts_a_dead_worker_and_sigterm_stops_every_process(tmp_path):
+def test_make_run_indexes_restarts_a_dead_worker_or_beat_and_sigterm_stops_every_process(tmp_path):
     # The embedded default, whatever this test run uses: a broker and database of its own, so its
     # worker never takes the test suite's messages.
     env = {
@@ -120,7 +120,7 @@ def test_make_run_indexes_restarts_a_dead_worker_and_sigterm_stops_every_process
 
         # The worker's main process killed: the supervisor starts it again, the web goes on, and
         # a document submitted meanwhile is indexed by the new worker.
-        worker_main = _process_with(run.pid, "celery")
+        worker_main = _process_with(run.pid, "project worker")
         os.kill(worker_main, signal.SIGKILL)
         wait_for(lambda: b"ended with code -9" in log_path.read_bytes(), timeout=10, message="the death seen")
         assert _get(f"{base}/")[0] == 200
@@ -132,6 +132,13 @@ def test_make_run_indexes_restarts_a_dead_worker_and_sigterm_stops_every_process
             message="the job submitted while the worker was down to succeed",
         )
         assert b"Open queue off" in log_path.read_bytes()
+
+        # Beat is a process of its own, not a child of the worker's pool: killed, it is started
+        # again (reconcile and backfill feeding go on).
+        os.kill(_process_with(run.pid, "project beat"), signal.SIGKILL)
+        wait_for(
+            lambda: log_path.read_bytes().count(b"beat: Starting...") >= 2, timeout=30, message="a new beat"
+        )
     finally:
         started = {run.pid} | _descendants(run.pid)
         os.killpg(run.pid, signal.SIGTERM)
@@ -140,7 +147,7 @@ def test_make_run_indexes_restarts_a_dead_worker_and_sigterm_stops_every_process
         finally:
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGKILL)
-    # the supervisor, the web server, the worker and its pool process
-    assert len(started) >= 4, log_path.read_text()
+    # the supervisor, the web server, the worker and its pool process, beat
+    assert len(started) >= 5, log_path.read_text()
     wait_for(lambda: not _alive(started), timeout=10, message="every process to be gone")
     assert _get(f"{base}/")[0] == 0
