@@ -32,7 +32,7 @@ def env_int(name: str, default: int) -> int:
 
 # Where the embedded default keeps its database, broker folders and uploaded files.
 QUERN_DATA_DIR = Path(os.environ.get("QUERN_DATA_DIR", BASE_DIR / "var")).resolve()
-# Made here, once for every process: the embedded beat's schedule file lives in it, and on a fresh
+# Made here, once for every process: beat's schedule file lives in it, and on a fresh
 # clone with DATABASE_URL set nothing else had created it (the beat crashed; reconcile never ran).
 QUERN_DATA_DIR.mkdir(parents=True, exist_ok=True)
 

@@ -1,7 +1,7 @@
 """make run's supervisor: start the Procfile's processes, restart any that ends, stop them all on
 Ctrl-C or SIGTERM.
 
-    python scripts/supervise.py web worker consumer
+    python scripts/supervise.py web worker beat consumer
 
 One process dying (a killed worker, a consumer that lost its database) must not stop the
 others, so each is started again after a pause that grows while it keeps failing (1 s, 2 s, …
