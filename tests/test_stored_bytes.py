@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from indexing import blobs, pipeline
+from indexing.errors import QuernError
 from indexing.models import Job, StoredBytes
 from indexing.pipeline import storage
 
@@ -65,6 +66,16 @@ def test_a_submission_rolled_back_leaves_no_stored_bytes(captured_messages):
     [job] = submitted
     assert not Job.objects.filter(pk=job.pk).exists()
     assert not StoredBytes.objects.filter(name=job.file.name).exists()
+
+
+def test_a_submission_refused_after_its_bytes_were_read_stores_none_of_them(captured_messages):
+    # A new version of a document that is not there: refused inside the job's transaction, which
+    # held the bytes' row too (before, the row was written, and committed, ahead of it).
+    data = _csv(200)
+    with pytest.raises(QuernError) as refused:
+        pipeline.submit(io.BytesIO(data), name="plovers.csv", replace=987654)
+    assert refused.value.code == "no_such_document"
+    assert not StoredBytes.objects.filter(name=blobs.inline_name(hashlib.sha256(data).hexdigest())).exists()
 
 
 def test_small_documents_kept_as_rows_are_indexed_by_a_real_worker(worker, clean_index):

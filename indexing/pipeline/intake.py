@@ -45,11 +45,15 @@ def submit(
     key = options.idempotency_key
     if key and (existing := _job_for_key(key)):
         return existing
+    inline_rows: list[tuple[str, bytes]] = []  # a small document's bytes: in its job's transaction
     stored, name, fields = _stored(
-        Incoming(stream, name, options, reply_to, correlation_id), source=source, gunzip=gunzip
+        Incoming(stream, name, options, reply_to, correlation_id),
+        source=source,
+        gunzip=gunzip,
+        inline_rows=inline_rows,
     )
     try:
-        return _create_job(stored, name=name, replace=replace, **fields)
+        return _create_job(stored, name=name, replace=replace, inline_rows=inline_rows, **fields)
     except IntegrityError:
         # Two submissions with one key at once: the other committed first (the unique key says so).
         if key and (existing := _job_for_key(key)):
@@ -204,18 +208,32 @@ def submit_upload(
             "bad_parameter", "An idempotency key stands for one document, not an archive of many."
         )
     # Stored as sent (a .tar.gz stays compressed: tarfile reads it); the files' options with it.
-    stored, name, fields = _stored(Incoming(stream, name, options), source=source, gunzip=False)
+    inline_rows: list[tuple[str, bytes]] = []
+    stored, name, fields = _stored(
+        Incoming(stream, name, options), source=source, gunzip=False, inline_rows=inline_rows
+    )
     fields["format"] = ARCHIVE_FORMAT
     fields["split_info"] = {"options": options.model_dump(mode="json", exclude_none=True)}
-    return [_create_job(stored, name=name, replace=None, **fields)]
+    return [_create_job(stored, name=name, replace=None, inline_rows=inline_rows, **fields)]
 
 
 def _job_for_key(key: str) -> Job | None:
     return Job.objects.select_related("document").filter(idempotency_key=key).first()
 
 
-def _create_job(stored: StoredFile, *, name: str, replace: int | None, **fields: Any) -> Job:
+def _create_job(
+    stored: StoredFile,
+    *,
+    name: str,
+    replace: int | None,
+    inline_rows: list[tuple[str, bytes]] | None = None,
+    **fields: Any,
+) -> Job:
+    """The document (or the version of `replace`) and its job, with a small document's bytes
+    (`inline_rows`) in the same transaction: one commit per submission, where the bytes' own was
+    a second."""
     with transaction.atomic():
+        blobs.store_inline_many(inline_rows or [])
         key = fields["idempotency_key"]
         if key and (existing := _job_for_key(key)):
             return existing
