@@ -233,7 +233,6 @@ def _create_job(
     (`inline_rows`) in the same transaction: one commit per submission, where the bytes' own was
     a second."""
     with transaction.atomic():
-        blobs.store_inline_many(inline_rows or [])
         key = fields["idempotency_key"]
         if key and (existing := _job_for_key(key)):
             return existing
@@ -243,7 +242,10 @@ def _create_job(
                 raise QuernError(
                     "no_such_document", f"There is no document {replace} to replace.", status=404
                 )
-        else:
+        # Written once the submission is known to need them: a key's job found above stores
+        # nothing, and the row is locked (identical bytes wait on it) only for the two inserts.
+        blobs.store_inline_many(inline_rows or [])
+        if replace is None:
             document = _new_document(stored, name, fields)
             document.save()
         job = Job.objects.create(
