@@ -139,6 +139,13 @@ def test_make_run_indexes_restarts_a_dead_worker_or_beat_and_sigterm_stops_every
         wait_for(
             lambda: log_path.read_bytes().count(b"beat: Starting...") >= 2, timeout=30, message="a new beat"
         )
+        # Working, not only started: it opened its schedule and sends what is due (every 5 s).
+        restarted_at = log_path.read_bytes().rindex(b"beat: Starting...")
+        wait_for(
+            lambda: b"Sending due task" in log_path.read_bytes()[restarted_at:],
+            timeout=30,
+            message="the new beat to send a due task",
+        )
     finally:
         started = {run.pid} | _descendants(run.pid)
         os.killpg(run.pid, signal.SIGTERM)
