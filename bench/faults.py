@@ -7,8 +7,8 @@ Each fault runs on make run's own processes (the Procfile's web, worker, beat an
 over a fresh database, against a CSV of 200,000 records in chunks of 1,000. Afterwards it
 counts, from the database: the job's status (succeeded, never failed by a fault that healed),
 records of the document (= the file's records), duplicate (document, key) pairs among them
-(none), and that the web and the consumer still answer. It prints the table the README shows and exits 1 if any
-row is not as expected.
+(none), and that the web and the consumer still answer. It prints the table the README shows
+and exits 1 if any row is not as expected.
 """
 
 from __future__ import annotations
