@@ -142,7 +142,9 @@ def stuck_where() -> str:
         ).stdout.split("\n")
     except (OSError, subprocess.SubprocessError) as error:  # the row's counts still print
         return f"queues unknown ({type(error).__name__})"
-    rows = [line.split() for line in listed if line.split()[1:] and line.split()[0] in ("ingest", "index")]
+    rows = [
+        fields for fields in map(str.split, listed) if len(fields) == 3 and fields[0] in ("ingest", "index")
+    ]
     return "queues " + ", ".join(f"{name} {ready} ready/{unacked} unacked" for name, ready, unacked in rows)
 
 

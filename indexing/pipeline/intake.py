@@ -226,7 +226,7 @@ def _create_job(
     *,
     name: str,
     replace: int | None,
-    inline_rows: list[tuple[str, bytes]] | None = None,
+    inline_rows: list[tuple[str, bytes]],
     **fields: Any,
 ) -> Job:
     """The document (or the version of `replace`) and its job, with a small document's bytes
@@ -244,7 +244,7 @@ def _create_job(
                 )
         # Written once the submission is known to need them: a key's job found above stores
         # nothing, and the row is locked (identical bytes wait on it) only for the two inserts.
-        blobs.store_inline_many(inline_rows or [])
+        blobs.store_inline_many(inline_rows)
         if replace is None:
             document = _new_document(stored, name, fields)
             document.save()
