@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from html.parser import HTMLParser
 
 from indexing.formats.encoding import Utf8Source, decode_chunk
+from indexing.formats.html_tokens import FastHTMLParser
 from indexing.formats.outline import Outline
 from indexing.formats.records import ParsedRecord, RecordError
 
@@ -47,11 +47,14 @@ INLINE = frozenset(
 )
 
 
-class _Visibility(HTMLParser):
+class _Visibility(FastHTMLParser):
     """Tracks whether the parser is in hidden content (script, style, …, or <head>)."""
 
+    # Headings' ids (attributes) and <body>'s own text (get_starttag_text) are read.
+    ATTRIBUTE_TAGS = frozenset(HEADINGS) | {"body"}
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.hidden = 0  # depth of open HIDDEN elements
         self.in_head = False
         self.in_title = False

@@ -1,0 +1,192 @@
+"""Python's HTMLParser, with a fast path for the plain tags that make up most of a page.
+
+Profiled on the 2,391 corpus web pages, html.parser spent more than half of its time on the
+machinery of each tag: `check_for_whole_start_tag`, the attribute loop, and `updatepos`
+counting lines after every token. Most tags are plain (`<p>`, `<a href="…">`, `</div>`), and
+their events need none of that. `FastHTMLParser.goahead` is the standard library's goahead
+(Python 3.11), token for token, with two changes:
+
+- a start or end tag matching `_PLAIN_START` / `_PLAIN_END` is reported at once, with no
+  attributes: a subclass that reads attributes names its tags in `ATTRIBUTE_TAGS`, and those
+  go through the standard parse, as does every tag the plain patterns do not match;
+- the line and column (`getpos`) are counted only when asked for, or before a standard
+  method runs (they may move or read them).
+
+The patterns match only what the standard parse reads the same way (the same tag name, the
+same end), so the events, their order and their positions are those of HTMLParser; a test
+feeds both the same random markup in random pieces and compares every event.
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from html.parser import HTMLParser
+
+# Whitespace as the standard tag-name pattern stops at it (`\s` would also take \x0b and
+# Unicode spaces, which the name pattern does not stop at).
+_WS = "[ \t\n\r\f]"
+_ATTRIBUTE = (
+    rf"{_WS}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
+    rf"(?:{_WS}*={_WS}*(?:\"[^\"<>]*\"|'[^'<>]*'|[-a-zA-Z0-9_.:/#%+?;,!~@$()*]+))?"
+)
+_PLAIN_START = re.compile(rf"<([a-zA-Z][a-zA-Z0-9]*)(?:{_ATTRIBUTE})*{_WS}*(/?)>")
+_PLAIN_END = re.compile(rf"</([a-zA-Z][a-zA-Z0-9]*){_WS}*>")
+_AMPERSAND_END = re.compile(r"[\s;]")
+_CHARREF = re.compile("&#(?:[0-9]+|[xX][0-9a-fA-F]+)[^0-9a-fA-F]")
+_ENTITYREF = re.compile("&([a-zA-Z][-.a-zA-Z0-9]*)[^a-zA-Z0-9]")
+_INCOMPLETE = re.compile("&[a-zA-Z#]")
+_STARTTAGOPEN = re.compile("<[a-zA-Z]")
+
+
+class FastHTMLParser(HTMLParser):
+    """HTMLParser (convert_charrefs=True), reporting plain tags without their attributes."""
+
+    # Tags whose handlers read their attributes or get_starttag_text(), and the tags whose
+    # content the standard parse reads as raw text: these always take the standard path.
+    ATTRIBUTE_TAGS: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+
+    def reset(self) -> None:
+        super().reset()
+        self._synced = 0  # the index of rawdata that lineno and offset describe
+        self._at = 0  # the index of rawdata where the event being handled starts
+
+    def getpos(self) -> tuple[int, int]:
+        self._sync(self._at)
+        return self.lineno, self.offset
+
+    def _sync(self, i: int) -> None:
+        if i > self._synced:
+            self.updatepos(self._synced, i)
+        self._synced = i
+
+    def _standard(self, i: int) -> None:
+        """Before a standard method runs at i: positions up to date, as it expects them."""
+        self._sync(i)
+        self._at = i
+
+    def goahead(self, end: bool) -> None:  # noqa: C901 — the standard library's, kept whole
+        rawdata = self.rawdata
+        i = 0
+        n = len(rawdata)
+        startswith = rawdata.startswith
+        standard = self.ATTRIBUTE_TAGS | set(self.CDATA_CONTENT_ELEMENTS)
+        plain_start = _PLAIN_START.match
+        plain_end = _PLAIN_END.match
+        find = rawdata.find
+        while i < n:
+            if not self.cdata_elem:
+                j = find("<", i)
+                if j < 0:
+                    # A charref may be cut in half at the end: wait for more, as HTMLParser does.
+                    amppos = rawdata.rfind("&", max(i, n - 34))
+                    if amppos >= 0 and not _AMPERSAND_END.search(rawdata, amppos):
+                        break
+                    j = n
+            else:
+                match = self.interesting.search(rawdata, i)
+                if match:
+                    j = match.start()
+                else:
+                    break  # in script or style: wait for its end tag
+            if i < j:
+                self._at = i
+                if not self.cdata_elem:
+                    self.handle_data(unescape(rawdata[i:j]))
+                else:
+                    self.handle_data(rawdata[i:j])
+            i = j
+            if i == n:
+                break
+            if startswith("<", i):
+                if not self.cdata_elem:
+                    if (match := plain_start(rawdata, i)) and (tag := match[1].lower()) not in standard:
+                        self._at = i
+                        if match[2]:
+                            self.handle_startendtag(tag, [])
+                        else:
+                            self.handle_starttag(tag, [])
+                        i = match.end()
+                        continue
+                    if (match := plain_end(rawdata, i)) and (tag := match[1].lower()) not in standard:
+                        self._at = i
+                        self.handle_endtag(tag)
+                        i = match.end()
+                        continue
+                self._standard(i)
+                if _STARTTAGOPEN.match(rawdata, i):
+                    k = self.parse_starttag(i)
+                elif startswith("</", i):
+                    k = self.parse_endtag(i)
+                elif startswith("<!--", i):
+                    k = self.parse_comment(i)
+                elif startswith("<?", i):
+                    k = self.parse_pi(i)
+                elif startswith("<!", i):
+                    k = self.parse_html_declaration(i)
+                elif (i + 1) < n:
+                    self.handle_data("<")
+                    k = i + 1
+                else:
+                    break
+                if k < 0:
+                    if not end:
+                        break
+                    k = find(">", i + 1)
+                    if k < 0:
+                        k = find("<", i + 1)
+                        if k < 0:
+                            k = i + 1
+                    else:
+                        k += 1
+                    if not self.cdata_elem:
+                        self.handle_data(unescape(rawdata[i:k]))
+                    else:
+                        self.handle_data(rawdata[i:k])
+                i = k
+            elif startswith("&#", i):
+                self._standard(i)
+                match = _CHARREF.match(rawdata, i)
+                if match:
+                    self.handle_charref(match.group()[2:-1])
+                    k = match.end()
+                    if not startswith(";", k - 1):
+                        k = k - 1
+                    i = k
+                    continue
+                if ";" in rawdata[i:]:  # bail by consuming &#
+                    self.handle_data(rawdata[i : i + 2])
+                    i = i + 2
+                break
+            elif startswith("&", i):
+                self._standard(i)
+                match = _ENTITYREF.match(rawdata, i)
+                if match:
+                    self.handle_entityref(match.group(1))
+                    k = match.end()
+                    if not startswith(";", k - 1):
+                        k = k - 1
+                    i = k
+                    continue
+                match = _INCOMPLETE.match(rawdata, i)
+                if match:
+                    if end and match.group() == rawdata[i:]:
+                        i = i + 1
+                    break
+                elif (i + 1) < n:
+                    self.handle_data("&")
+                    i = i + 1
+                else:
+                    break
+            else:
+                raise AssertionError("interesting.search() lied")
+        if end and i < n and not self.cdata_elem:
+            self._at = i
+            self.handle_data(unescape(rawdata[i:n]))
+            i = n
+        self._sync(i)
+        self.rawdata = rawdata[i:]
+        self._synced = self._at = 0

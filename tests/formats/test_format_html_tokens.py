@@ -1,0 +1,145 @@
+"""FastHTMLParser reports the events of Python's HTMLParser, in order, at the same positions."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexing.formats.html_tokens import FastHTMLParser
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+class _Recording:
+    """Records every event with the position getpos() gives while it is handled."""
+
+    def reset(self) -> None:  # HTMLParser's __init__ calls it; convert_charrefs is True by default
+        super().reset()
+        self.events: list[tuple] = []
+
+    def _event(self, *event) -> None:
+        self.events.append((*event, self.getpos()))
+
+    def handle_starttag(self, tag, attrs):
+        self._event("start", tag, attrs if tag in self.ATTRIBUTE_TAGS else None)
+
+    def handle_endtag(self, tag):
+        self._event("end", tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self._event("startend", tag, attrs if tag in self.ATTRIBUTE_TAGS else None)
+
+    def handle_data(self, data):
+        self._event("data", data)
+
+    def handle_comment(self, data):
+        self._event("comment", data)
+
+    def handle_decl(self, decl):
+        self._event("decl", decl)
+
+    def handle_pi(self, data):
+        self._event("pi", data)
+
+    def unknown_decl(self, data):
+        self._event("unknown_decl", data)
+
+
+class _Standard(_Recording, HTMLParser):
+    ATTRIBUTE_TAGS = frozenset({"h2", "body"})
+
+
+class _Fast(_Recording, FastHTMLParser):
+    ATTRIBUTE_TAGS = frozenset({"h2", "body"})
+
+
+def _events(kind: type, pieces: list[str]) -> list[tuple]:
+    parser = kind()
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+            parser.events.append(("fed", parser.getpos()))
+        parser.close()
+    except AssertionError as error:  # Python 3.11's own, on `<![x[` (indexing.formats.html mends it)
+        parser.events.append(("refused", str(error), parser.getpos()))
+    return parser.events
+
+
+_MARKUP = st.sampled_from(
+    [
+        "<p>",
+        "</p>",
+        "<P CLASS=x>",
+        "<a href=\"/x?a=1&amp;b=2\" title='t'>",
+        "<a href=foo/>",
+        "<a b=c/ />",
+        "<br/>",
+        "<br />",
+        "<br/ >",
+        "<img src=x alt>",
+        '<div  id = "d"\n class="c" >',
+        "</div >",
+        "</div\n>",
+        "</ div>",
+        "</>",
+        "</a b>",
+        '<h2 id="x">',
+        "</h2>",
+        "<body class=b>",
+        "<script>",
+        "</script>",
+        "<style>",
+        "</style >",
+        "<my-el>",
+        "<a\x0bb>",
+        "<a b\u00a0c>",
+        '<a b="x>y">',
+        "<a b==c>",
+        "<!-- c -->",
+        "<!--",
+        "-->",
+        "<![CDATA[x]]>",
+        "<![x[",
+        "<![ [",
+        "<?pi?>",
+        "<!doctype html>",
+        "<!x>",
+        "&amp;",
+        "&#233;",
+        "&#x",
+        "&",
+        "&am",
+        "é",
+        "word",
+        " ",
+        "\n",
+        "\r\n",
+        "<",
+        ">",
+        "/",
+        "=",
+        '"',
+        "<h3",
+        "<a",
+        "</",
+    ]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_MARKUP, max_size=40), st.lists(st.integers(0, 400), max_size=6))
+def test_plain_and_odd_markup_in_any_pieces_gives_the_standard_events_at_the_standard_positions(markup, cuts):
+    text = "".join(markup)
+    bounds = sorted({min(cut, len(text)) for cut in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
+    assert _events(_Fast, pieces) == _events(_Standard, pieces)
+
+
+def test_a_real_page_gives_the_standard_events_fed_whole_or_in_blocks():
+    text = (FIXTURES / "page.html").read_text(encoding="utf-8")
+    for size in (len(text), 4096, 7):
+        pieces = [text[at : at + size] for at in range(0, len(text), size)]
+        assert _events(_Fast, pieces) == _events(_Standard, pieces)
