@@ -47,6 +47,11 @@ INLINE = frozenset(
 )
 
 
+# The tags the handlers look at beyond "separates words or not"; the others (nearly all of a
+# page's tags) take a short path.
+SPECIAL = HIDDEN | {"head", "body", "title"} | set(HEADINGS)
+
+
 class _Visibility(FastHTMLParser):
     """Tracks whether the parser is in hidden content (script, style, …, or <head>)."""
 
@@ -58,6 +63,7 @@ class _Visibility(FastHTMLParser):
         self.hidden = 0  # depth of open HIDDEN elements
         self.in_head = False
         self.in_title = False
+        self.visible = True  # none of the three: kept up to date, as it is read for every text
 
     def track_start(self, tag: str) -> None:
         if tag in HIDDEN:
@@ -68,6 +74,7 @@ class _Visibility(FastHTMLParser):
             self.in_head = False
         elif tag == "title":
             self.in_title = True
+        self.visible = not (self.hidden or self.in_head or self.in_title)
 
     def track_end(self, tag: str) -> None:
         if tag in HIDDEN:
@@ -76,10 +83,7 @@ class _Visibility(FastHTMLParser):
             self.in_head = False
         elif tag == "title":
             self.in_title = False
-
-    @property
-    def visible(self) -> bool:
-        return not (self.hidden or self.in_head or self.in_title)
+        self.visible = not (self.hidden or self.in_head or self.in_title)
 
     def parse_marked_section(self, i: int, report: int = 1) -> int:
         # HTML reads `<![…` outside SVG and MathML as a bogus comment that ends at the next `>`;
@@ -108,6 +112,8 @@ class _Outliner(_Visibility):
         self.title_done = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in SPECIAL:
+            return
         self.track_start(tag)
         if tag == "title" and self.title is None:
             self.title = []
@@ -126,6 +132,8 @@ class _Outliner(_Visibility):
             self.starts.append((self.byte_at(line, col), line))
 
     def handle_endtag(self, tag: str) -> None:
+        if tag not in SPECIAL:
+            return
         self.track_end(tag)
         if tag == "title" and self.title is not None:
             self.title_done = True
@@ -219,35 +227,65 @@ class _OnePass(_Outliner):
     start there, unless it is inside hidden content or a <title> there (a parser of the chunk
     alone would not be), or a BOM follows it (the chunk's parse drops one at its start): then
     `same_as_chunk` is False and the chunk is parsed on its own.
+
+    The collector's state lives here, beside the outliner's: visibility follows the same events
+    in both, so it is tracked once (the handlers run for each of a page's tags and texts).
     """
 
     def __init__(self, start: int) -> None:
         super().__init__(start)
-        self.collector = _Sections()
+        self.sections: list[list] = [[0, None, [], []]]
+        self.heading: str | None = None  # the open heading tag
+        self.parts = self.sections[0][3]  # where the collector's text goes now (_Sections._parts)
         self.same_as_chunk = True
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in SPECIAL:
+            if tag not in INLINE:
+                self.parts.append(" ")
+            return
         seen_heading = self.seen_heading
         super().handle_starttag(tag, attrs)
-        self.collector.handle_starttag(tag, attrs)
+        if tag in HEADINGS and self.visible:
+            key = dict(attrs).get("id") or None
+            self.sections.append([HEADINGS[tag], key, [], []])
+            self.heading = tag
+            self.parts = self.sections[-1][2]
+        else:
+            self.parts.append(" ")
         if tag == "body" and not seen_heading:
-            collector = self.collector
-            if collector.hidden or collector.in_title or collector.heading:
+            if self.hidden or self.in_title or self.heading:
                 self.same_as_chunk = False
-            collector.sections = [[0, None, [], []]]
+            self.sections = [[0, None, [], []]]
+            self.parts = self.sections[0][2 if self.heading else 3]
 
     def handle_endtag(self, tag: str) -> None:
+        if tag not in SPECIAL:
+            if tag not in INLINE:
+                self.parts.append(" ")
+            return
         super().handle_endtag(tag)
-        self.collector.handle_endtag(tag)
-
-    def records(self) -> list[ParsedRecord] | None:
-        return _records(self.collector.sections, 0) if self.same_as_chunk else None
+        if tag == self.heading:
+            self.heading = None
+            self.parts = self.sections[-1][3]
+        else:
+            self.parts.append(" ")
 
     def handle_data(self, data: str) -> None:
-        if not self.seen_heading and data.startswith("\ufeff"):
+        if self.seen_heading:  # the outliner's part is done, but for the title
+            if self.in_title and not self.title_done:
+                self.title.append(data)
+            elif self.visible:
+                self.parts.append(data)
+            return
+        if data.startswith("\ufeff"):
             self.same_as_chunk = False  # the chunk's parse drops a BOM where the chunk starts
         super().handle_data(data)
-        self.collector.handle_data(data)
+        if self.visible:
+            self.parts.append(data)
+
+    def records(self) -> list[ParsedRecord] | None:
+        return _records(self.sections, 0) if self.same_as_chunk else None
 
 
 class _Sections(_Visibility):
@@ -258,30 +296,37 @@ class _Sections(_Visibility):
         # [level, key, title parts, body parts]; the first is the text before any heading
         self.sections: list[list] = [[0, None, [], []]]
         self.heading: str | None = None  # the open heading tag
+        self.parts = self.sections[0][3]  # the heading's parts while one is open, else the body's
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in SPECIAL:
+            if tag not in INLINE:
+                self.parts.append(" ")
+            return
         self.track_start(tag)
         if tag in HEADINGS and self.visible:
             key = dict(attrs).get("id") or None
             self.sections.append([HEADINGS[tag], key, [], []])
             self.heading = tag
-        elif tag not in INLINE:
-            self._parts().append(" ")
+            self.parts = self.sections[-1][2]
+        else:
+            self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag not in SPECIAL:
+            if tag not in INLINE:
+                self.parts.append(" ")
+            return
         self.track_end(tag)
         if tag == self.heading:
             self.heading = None
-        elif tag not in INLINE:
-            self._parts().append(" ")
+            self.parts = self.sections[-1][3]
+        else:
+            self.parts.append(" ")
 
     def handle_data(self, data: str) -> None:
         if self.visible:
-            self._parts().append(data)
-
-    def _parts(self) -> list[str]:
-        section = self.sections[-1]
-        return section[2] if self.heading else section[3]
+            self.parts.append(data)
 
 
 def parse_sections(
