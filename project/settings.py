@@ -190,14 +190,19 @@ QUERN_PAGE_SIZE = 20
 QUERN_MAX_MESSAGE_BYTES = env_int("QUERN_MAX_MESSAGE_BYTES", 32 * 1024**2)
 # A chunk whose runs killed their worker this many times fails its job instead of being redelivered for ever.
 # Autobatching (indexing/pipeline/batching.py): documents up to this size are split, indexed and
-# made live together with the others waiting, up to this many in one batch.
-QUERN_BATCH_MAX_BYTES = env_int("QUERN_BATCH_MAX_BYTES", 256 * 1024)
+# made live together with the others waiting, up to this many in one batch. Any document of one
+# chunk: the 51 corpus pages over 256 KiB, split and parsed twice on their own and each made live
+# in its own transaction, took a fifth of the archive's worker time (py-spy, 2026-12-03).
+QUERN_BATCH_MAX_BYTES = env_int("QUERN_BATCH_MAX_BYTES", QUERN_MAX_CHUNK_BYTES)
 # A document up to this size is kept in the database (StoredBytes), not as a file of its own.
 # 4 KiB: a one-record message gains (no file to create), but the 2,391 corpus web pages (15 KB on
 # average) as rows took their archive 32–39 s against 27 s as files (measured; 28 s at 4 KiB).
 QUERN_INLINE_MAX_BYTES = env_int("QUERN_INLINE_MAX_BYTES", 4 * 1024)
 QUERN_BATCH_SIZE = env_int("QUERN_BATCH_SIZE", 500)
-QUERN_BATCH_BYTES = env_int("QUERN_BATCH_BYTES", 1024 * 1024)  # a batch's documents, in all
+# A batch's documents, in all. Each batch's commit counts its words once (one row each in
+# indexing_term): the corpus archive measured 14.95 s at 1 MiB (with all pages in batches: 13.62),
+# 10.81 at 4, 10.42 at 8 and 9.00 / 8.91 at 16 MiB, a worker at most 122 MB (2026-12-03).
+QUERN_BATCH_BYTES = env_int("QUERN_BATCH_BYTES", 16 * 1024 * 1024)
 # Milliseconds a lane's next batch waits after the one before it was claimed: in a crowd, the
 # documents of that time go together (a batch has a fixed cost, ~17 ms of CPU: 2.3 ms a document
 # in batches of 10, 0.6 in batches of 500, measured); a lone document, long after the last claim,
