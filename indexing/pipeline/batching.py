@@ -437,7 +437,7 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
                         retired.append(previous)
             ended.append(job)
         Chunk.objects.filter(job_id__in=[j.pk for j in ended]).delete()
-        Chunk.objects.bulk_create(chunks)
+        _create_rows(chunks)
         jobs.owe_events(ended)  # sets their flags, saved with the rest of their rows just below
         _save_rows(
             ended,
@@ -489,6 +489,47 @@ def _save_rows(rows: list, fields: list[str]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", params)
+
+
+def _create_rows(rows: list) -> None:
+    """Insert new model instances (their ids are not read back) in one statement or stream.
+
+    PostgreSQL gets them by COPY: Django 5.2's bulk_create sends each column as one array
+    literal, and quoting JSON inside it (psycopg's client-side array dumper, a regex call for
+    every '"') took 0.26 s of a 500-document batch's chunk rows (1.3 MB of word counts); COPY
+    sends the same rows as they are. SQLite takes bulk_create.
+    """
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        type(rows[0]).objects.bulk_create(rows)
+        return
+    meta = rows[0]._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    for row in rows:
+        for f in fields:
+            if getattr(row, f.attname) is None and f.has_default():
+                setattr(row, f.attname, f.get_default())
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    json_fields = {f.attname: f.encoder for f in fields if f.get_internal_type() == "JSONField"}
+    connection.ensure_connection()
+    copy_in = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
+    with (
+        connection.wrap_database_errors,
+        connection.connection.cursor() as cursor,
+        cursor.copy(copy_in) as copy,
+    ):
+        for row in rows:
+            copy.write_row([_copy_value(f, getattr(row, f.attname), json_fields) for f in fields])
+
+
+def _copy_value(field, value, json_fields: dict):
+    if value is None:
+        return None  # SQL NULL, as Django stores a JSONField's None
+    if field.attname in json_fields:
+        return json.dumps(value, cls=json_fields[field.attname])
+    return field.get_db_prep_save(value, connection)
 
 
 def _save_rows_unnest(table: str, columns: list, rows: list) -> None:
