@@ -6,9 +6,10 @@ counting lines after every token. Most tags are plain (`<p>`, `<a href="…">`, 
 their events need none of that. `FastHTMLParser.goahead` is the standard library's goahead
 (Python 3.11), token for token, with two changes:
 
-- a start or end tag matching `_PLAIN_START` / `_PLAIN_END` is reported at once, with no
-  attributes: a subclass that reads attributes names its tags in `ATTRIBUTE_TAGS`, and those
-  go through the standard parse, as does every tag the plain patterns do not match;
+- text and the plain tag after it (`_TEXT_AND_PLAIN_TAG`, one regular expression match for
+  both) are reported at once, the tag with no attributes: a subclass that reads attributes
+  names its tags in `ATTRIBUTE_TAGS`, and those go through the standard parse, as does every
+  tag the plain patterns do not match;
 - the line and column (`getpos`) are counted only when asked for, or before a standard
   method runs (they may move or read them).
 
@@ -30,8 +31,11 @@ _ATTRIBUTE = (
     rf"{_WS}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
     rf"(?:{_WS}*={_WS}*(?:\"[^\"<>]*\"|'[^'<>]*'|[-a-zA-Z0-9_.:/#%+?;,!~@$()*]+))?"
 )
-_PLAIN_START = re.compile(rf"<([a-zA-Z][a-zA-Z0-9]*)(?:{_ATTRIBUTE})*{_WS}*(/?)>")
-_PLAIN_END = re.compile(rf"</([a-zA-Z][a-zA-Z0-9]*){_WS}*>")
+_PLAIN_START = rf"<([a-zA-Z][a-zA-Z0-9]*)(?:{_ATTRIBUTE})*{_WS}*(/?)>"
+_PLAIN_END = rf"</([a-zA-Z][a-zA-Z0-9]*){_WS}*>"
+# The text up to the next `<` (possessive: no backtracking into it), then a plain tag: one
+# match per token. Groups: 1 text, 2 start tag name, 3 "/" of <…/>, 4 end tag name.
+_TEXT_AND_PLAIN_TAG = re.compile(rf"([^<]*+)(?:{_PLAIN_START}|{_PLAIN_END})")
 _AMPERSAND_END = re.compile(r"[\s;]")
 _CHARREF = re.compile("&#(?:[0-9]+|[xX][0-9a-fA-F]+)[^0-9a-fA-F]")
 _ENTITYREF = re.compile("&([a-zA-Z][-.a-zA-Z0-9]*)[^a-zA-Z0-9]")
@@ -74,11 +78,30 @@ class FastHTMLParser(HTMLParser):
         n = len(rawdata)
         startswith = rawdata.startswith
         standard = self.ATTRIBUTE_TAGS | set(self.CDATA_CONTENT_ELEMENTS)
-        plain_start = _PLAIN_START.match
-        plain_end = _PLAIN_END.match
+        text_and_plain_tag = _TEXT_AND_PLAIN_TAG.match
         find = rawdata.find
         while i < n:
             if not self.cdata_elem:
+                # The fast path: text and a plain tag, the same events as the steps below.
+                while match := text_and_plain_tag(rawdata, i):
+                    name, close, end_name = match[2], match[3], match[4]
+                    tag = (name or end_name).lower()
+                    if tag in standard:
+                        break  # the steps below read it (its text with it)
+                    if match.end(1) > i:
+                        self._at = i
+                        self.handle_data(unescape(match[1]))
+                        i = match.end(1)
+                    self._at = i
+                    if end_name is not None:
+                        self.handle_endtag(tag)
+                    elif close:
+                        self.handle_startendtag(tag, [])
+                    else:
+                        self.handle_starttag(tag, [])
+                    i = match.end()
+                if i >= n:
+                    break
                 j = find("<", i)
                 if j < 0:
                     # A charref may be cut in half at the end: wait for more, as HTMLParser does.
@@ -102,20 +125,6 @@ class FastHTMLParser(HTMLParser):
             if i == n:
                 break
             if startswith("<", i):
-                if not self.cdata_elem:
-                    if (match := plain_start(rawdata, i)) and (tag := match[1].lower()) not in standard:
-                        self._at = i
-                        if match[2]:
-                            self.handle_startendtag(tag, [])
-                        else:
-                            self.handle_starttag(tag, [])
-                        i = match.end()
-                        continue
-                    if (match := plain_end(rawdata, i)) and (tag := match[1].lower()) not in standard:
-                        self._at = i
-                        self.handle_endtag(tag)
-                        i = match.end()
-                        continue
                 self._standard(i)
                 if _STARTTAGOPEN.match(rawdata, i):
                     k = self.parse_starttag(i)
