@@ -280,17 +280,16 @@ def run(leader: int, ids: list[int]) -> None:
 
 def _settles(batch: list[Prepared]) -> bool:
     """Whether this batch merges search's pending entries as it goes live: a big write, as in
-    finalize, or a crowd's batch; but not while more small documents wait in the lane.
+    finalize, but not while more small documents wait in the lane.
 
     In a crowd, one merge per batch cost more than the rest of the batch (the corpus archive's
     16 MiB batches: about 1.4 s each after a 1.2 s batch, its worker unable to take the next).
-    The crowd's last batch merges it all once; meanwhile the database bounds the pending list
+    A crowd's last big batch merges it all once; meanwhile the database bounds the pending list
     by itself (gin_pending_list_limit), and search reads it whole, slower but complete.
     """
-    if len(batch) < 2 and sum(len(p.records) for p in batch) < SETTLE_AFTER:
+    if sum(len(p.records) for p in batch) < SETTLE_AFTER:
         return False
-    job = batch[0].job
-    waiting = Job.objects.filter(_lane_filter(lane(job)), small_jobs(), status=Status.QUEUED)
+    waiting = Job.objects.filter(_lane_filter(lane(batch[0].job)), small_jobs(), status=Status.QUEUED)
     return not waiting.exists()
 
 
