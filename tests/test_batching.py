@@ -4,6 +4,7 @@ each keeps its own job, status, errors and event; one bad document fails alone."
 from __future__ import annotations
 
 import io
+import json
 import time
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from indexing.models import BatchTrigger, Chunk, Job, Record, SearchStats, Statu
 from indexing.pipeline import batching
 from indexing.schemas import SubmitOptions
 from indexing.search import search
+from indexing.text import document_frequencies
 from tests.conftest import wait_for, wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -387,3 +389,43 @@ def test_a_claim_stamped_by_a_clock_ahead_of_this_one_lingers_no_longer_than_the
     BatchTrigger.objects.update(claimed_ns=time.time_ns() + 30 * 10**9)  # the worker's clock: 30 s ahead
     small(9)
     assert 0 < captured_messages.countdowns[-1] <= 0.2
+
+
+def test_a_batch_s_chunk_rows_keep_each_document_s_word_counts_as_counted(captured_messages, clean_index):
+    # On PostgreSQL the chunk rows go by COPY: JSON with quotes, backslashes and non-ASCII words
+    # must arrive whole.
+    texts = ['"Fjällräven" façade, naïve crème brûlée', "Straße über Größe \\ 'quoted' \\n words"]
+    jobs = [
+        pipeline.submit(
+            io.BytesIO(json.dumps({"id": 1, "text": text}).encode() + b"\n"),
+            name=f"w{n}.jsonl",
+            options=SubmitOptions(format="jsonl"),
+        )
+        for n, text in enumerate(texts)
+    ]
+    batch = pipeline.take_batch(jobs[0].pk)
+    pipeline.run_batch(jobs[0].pk, batch)
+
+    for job in jobs:
+        chunk = Chunk.objects.get(job=job)
+        expected = document_frequencies(f"{r.title} {r.body}" for r in Record.objects.filter(job=job))
+        assert chunk.terms == expected and len(expected) >= 4
+        assert chunk.records == 1 and chunk.done_at is not None
+    assert Term.objects.get(word="straße").df == 1
+    assert Term.objects.get(word="fjällräven").df == 1
+
+
+def test_a_crowd_s_batches_merge_search_s_pending_entries_only_once_none_waits(
+    captured_messages, clean_index, monkeypatch, settings
+):
+    monkeypatch.setattr(batching, "SETTLE_AFTER", 2)
+    settled = []
+    monkeypatch.setattr(type(batching.get_backend()), "settle", lambda self: settled.append(True))
+    settings.QUERN_BATCH_SIZE = 3
+    jobs = [small(n) for n in range(5)]
+    first = pipeline.take_batch(jobs[0].pk)
+    pipeline.run_batch(first[0], first)
+    assert len(first) == 3 and settled == []  # two more wait: the crowd goes on
+    rest = pipeline.take_batch(jobs[3].pk)
+    pipeline.run_batch(rest[0], rest)
+    assert rest == [jobs[3].pk, jobs[4].pk] and settled == [True]
