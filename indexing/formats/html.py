@@ -219,7 +219,35 @@ def _outline(source: Utf8Source, outline: Outline, kind: type[_Outliner]) -> Ite
     outline.records = outliner.records()
 
 
-class _OnePass(_Outliner):
+class _Collector:
+    """The sections' side of the handlers, once visibility is tracked (_Sections, _OnePass)."""
+
+    visible: bool
+
+    def start_collecting(self) -> None:
+        # [level, key, title parts, body parts]; the first is the text before any heading
+        self.sections: list[list] = [[0, None, [], []]]
+        self.heading: str | None = None  # the open heading tag
+        self.parts = self.sections[0][3]  # the heading's parts while one is open, else the body's
+
+    def collect_start(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in HEADINGS and self.visible:
+            key = dict(attrs).get("id") or None
+            self.sections.append([HEADINGS[tag], key, [], []])
+            self.heading = tag
+            self.parts = self.sections[-1][2]
+        else:
+            self.parts.append(" ")
+
+    def collect_end(self, tag: str) -> None:
+        if tag == self.heading:
+            self.heading = None
+            self.parts = self.sections[-1][3]
+        else:
+            self.parts.append(" ")
+
+
+class _OnePass(_Collector, _Outliner):
     """An outliner that also collects what _Sections would read from the document's one chunk.
 
     That chunk starts at the first unit: after the last <body> tag before the first heading, or
@@ -234,9 +262,7 @@ class _OnePass(_Outliner):
 
     def __init__(self, start: int) -> None:
         super().__init__(start)
-        self.sections: list[list] = [[0, None, [], []]]
-        self.heading: str | None = None  # the open heading tag
-        self.parts = self.sections[0][3]  # where the collector's text goes now (_Sections._parts)
+        self.start_collecting()
         self.same_as_chunk = True
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -246,13 +272,7 @@ class _OnePass(_Outliner):
             return
         seen_heading = self.seen_heading
         super().handle_starttag(tag, attrs)
-        if tag in HEADINGS and self.visible:
-            key = dict(attrs).get("id") or None
-            self.sections.append([HEADINGS[tag], key, [], []])
-            self.heading = tag
-            self.parts = self.sections[-1][2]
-        else:
-            self.parts.append(" ")
+        self.collect_start(tag, attrs)
         if tag == "body" and not seen_heading:
             if self.hidden or self.in_title or self.heading:
                 self.same_as_chunk = False
@@ -265,11 +285,7 @@ class _OnePass(_Outliner):
                 self.parts.append(" ")
             return
         super().handle_endtag(tag)
-        if tag == self.heading:
-            self.heading = None
-            self.parts = self.sections[-1][3]
-        else:
-            self.parts.append(" ")
+        self.collect_end(tag)
 
     def handle_data(self, data: str) -> None:
         if self.seen_heading:  # the outliner's part is done, but for the title
@@ -288,15 +304,12 @@ class _OnePass(_Outliner):
         return _records(self.sections, 0) if self.same_as_chunk else None
 
 
-class _Sections(_Visibility):
+class _Sections(_Collector, _Visibility):
     """Collects each section's heading text, visible body text, level and id."""
 
     def __init__(self) -> None:
         super().__init__()
-        # [level, key, title parts, body parts]; the first is the text before any heading
-        self.sections: list[list] = [[0, None, [], []]]
-        self.heading: str | None = None  # the open heading tag
-        self.parts = self.sections[0][3]  # the heading's parts while one is open, else the body's
+        self.start_collecting()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in SPECIAL:
@@ -304,13 +317,7 @@ class _Sections(_Visibility):
                 self.parts.append(" ")
             return
         self.track_start(tag)
-        if tag in HEADINGS and self.visible:
-            key = dict(attrs).get("id") or None
-            self.sections.append([HEADINGS[tag], key, [], []])
-            self.heading = tag
-            self.parts = self.sections[-1][2]
-        else:
-            self.parts.append(" ")
+        self.collect_start(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
         if tag not in SPECIAL:
@@ -318,11 +325,7 @@ class _Sections(_Visibility):
                 self.parts.append(" ")
             return
         self.track_end(tag)
-        if tag == self.heading:
-            self.heading = None
-            self.parts = self.sections[-1][3]
-        else:
-            self.parts.append(" ")
+        self.collect_end(tag)
 
     def handle_data(self, data: str) -> None:
         if self.visible:
