@@ -20,9 +20,27 @@ feeds both the same random markup in random pieces and compares every event.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import re
 from html import unescape
 from html.parser import HTMLParser
+
+# The standard goahead this one copies (Python 3.11.7's). Later patch releases rewrote it (the
+# fix of CVE-2025-6069, quadratic time on unterminated tags); under any other version the fast
+# path steps aside and the standard parse runs as it is, its fixes with it.
+_COPIED_GOAHEAD = "482555522333534ed0d5c112fe13d0d76732a1c38a94d9dcf3f8c228b8678233"
+
+
+def _standard_goahead_is_the_copied_one() -> bool:
+    try:
+        source = inspect.getsource(HTMLParser.goahead)
+    except (OSError, TypeError):
+        return False
+    return hashlib.sha256(source.encode()).hexdigest() == _COPIED_GOAHEAD
+
+
+FAST_PATH = _standard_goahead_is_the_copied_one()
 
 # Whitespace as the standard tag-name pattern stops at it (`\s` would also take \x0b and
 # Unicode spaces, which the name pattern does not stop at).
@@ -73,6 +91,9 @@ class FastHTMLParser(HTMLParser):
         self._at = i
 
     def goahead(self, end: bool) -> None:  # noqa: C901 — the standard library's, kept whole
+        if not FAST_PATH:
+            super().goahead(end)
+            return
         rawdata = self.rawdata
         i = 0
         n = len(rawdata)

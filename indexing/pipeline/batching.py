@@ -284,8 +284,9 @@ def _settles(batch: list[Prepared]) -> bool:
 
     In a crowd, one merge per batch cost more than the rest of the batch (the corpus archive's
     16 MiB batches: about 1.4 s each after a 1.2 s batch, its worker unable to take the next).
-    A crowd's last big batch merges it all once; meanwhile the database bounds the pending list
-    by itself (gin_pending_list_limit), and search reads it whole, slower but complete.
+    A crowd whose last batch is big merges it all once. One whose tail is small merges nothing
+    here: the database bounds the pending list by itself (gin_pending_list_limit), autovacuum
+    merges it, and search reads it whole meanwhile, slower but complete.
     """
     if sum(len(p.records) for p in batch) < SETTLE_AFTER:
         return False
@@ -384,7 +385,7 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
                 newest[p.job.document_id] = max(newest.get(p.job.document_id, 0), p.job.pk)
         lengths = backend.index_many([(p.job.pk, p.job.document_id, p.records) for p in batch if p.records])
         # The jobs' end once their records are written, the most of the commit's time (a 16 MiB
-        # batch: about a second), so that finished_at is not earlier than what a reader can see.
+        # batch: about a second); the chunk rows, word counts and commit still follow it.
         now = timezone.now()
         for p in batch:
             job = p.job
@@ -491,7 +492,8 @@ def _save_rows(rows: list, fields: list[str]) -> None:
 
 
 def _create_rows(rows: list) -> None:
-    """Insert new model instances (their ids are not read back) in one statement or stream.
+    """Insert new Chunk-like model instances (their ids are not read back) in one statement or
+    stream. No field's pre_save runs (no auto_now); a None becomes the field's default if it has one.
 
     PostgreSQL gets them by COPY: Django 5.2's bulk_create sends each column as one array
     literal, and quoting JSON inside it (psycopg's client-side array dumper, a regex call for

@@ -8,6 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from indexing.formats import html_tokens
 from indexing.formats.html_tokens import FastHTMLParser
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -142,4 +143,15 @@ def test_a_real_page_gives_the_standard_events_fed_whole_or_in_blocks():
     text = (FIXTURES / "page.html").read_text(encoding="utf-8")
     for size in (len(text), 4096, 7):
         pieces = [text[at : at + size] for at in range(0, len(text), size)]
+        assert _events(_Fast, pieces) == _events(_Standard, pieces)
+
+
+def test_the_fast_path_runs_on_the_python_it_was_copied_from():
+    # Elsewhere it steps aside (FAST_PATH False) and the test above compares the standard parse
+    # with itself; here, on the project's Python, it must be on or the speed is silently lost.
+    assert html_tokens.FAST_PATH
+
+
+def test_positions_stay_right_after_a_refused_marked_section_on_a_later_line():
+    for pieces in (["ab\ncd<![ [x"], ["<p>\nx<![ [", "y"]):
         assert _events(_Fast, pieces) == _events(_Standard, pieces)
