@@ -492,8 +492,8 @@ def _save_rows(rows: list, fields: list[str]) -> None:
 
 
 def _create_rows(rows: list) -> None:
-    """Insert new Chunk-like model instances (their ids are not read back) in one statement or
-    stream. No field's pre_save runs (no auto_now); a None becomes the field's default if it has one.
+    """Insert new model instances (their ids are not read back) in one statement or stream.
+    No field's pre_save runs (no auto_now): for rows like Chunk's, built with every value.
 
     PostgreSQL gets them by COPY: Django 5.2's bulk_create sends each column as one array
     literal, and quoting JSON inside it (psycopg's client-side array dumper, a regex call for
@@ -507,13 +507,8 @@ def _create_rows(rows: list) -> None:
         return
     meta = rows[0]._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
-    for row in rows:
-        for f in fields:
-            if getattr(row, f.attname) is None and f.has_default():
-                setattr(row, f.attname, f.get_default())
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
-    json_fields = {f.attname: f.encoder for f in fields if f.get_internal_type() == "JSONField"}
     connection.ensure_connection()
     copy_in = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
     with (
@@ -522,14 +517,15 @@ def _create_rows(rows: list) -> None:
         cursor.copy(copy_in) as copy,
     ):
         for row in rows:
-            copy.write_row([_copy_value(f, getattr(row, f.attname), json_fields) for f in fields])
+            copy.write_row([_column_value(f, getattr(row, f.attname)) for f in fields])
 
 
-def _copy_value(field, value, json_fields: dict):
+def _column_value(field, value):
+    """A field's value as PostgreSQL takes it in a COPY row or an array: JSON as its text."""
     if value is None:
         return None  # SQL NULL, as Django stores a JSONField's None
-    if field.attname in json_fields:
-        return json.dumps(value, cls=json_fields[field.attname])
+    if field.get_internal_type() == "JSONField":
+        return json.dumps(value, cls=field.encoder)
     return field.get_db_prep_save(value, connection)
 
 
@@ -538,14 +534,11 @@ def _save_rows_unnest(table: str, columns: list, rows: list) -> None:
     quote = connection.ops.quote_name
     selects, arrays = ["unnest(%s::bigint[]) AS id"], [[row.pk for row in rows]]
     for field in columns:
-        values = [getattr(row, field.attname) for row in rows]
         if field.get_internal_type() == "JSONField":
             selects.append(f"unnest(%s::text[])::jsonb AS {quote(field.column)}")
-            values = [None if v is None else json.dumps(v, cls=field.encoder) for v in values]
         else:
             selects.append(f"unnest(%s::{field.db_type(connection)}[]) AS {quote(field.column)}")
-            values = [field.get_db_prep_save(v, connection) for v in values]
-        arrays.append(values)
+        arrays.append([_column_value(field, getattr(row, field.attname)) for row in rows])
     assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
     source = f"(SELECT {', '.join(selects)}) AS v"
     with connection.cursor() as cursor:
