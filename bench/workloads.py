@@ -720,6 +720,39 @@ def make_tiny_archive(target: Path, members: int) -> Path:
     return target
 
 
+def make_csv_archive(target: Path, source: Path, total_bytes: int, member_bytes: int) -> tuple[Path, int]:
+    """A .tar.gz of CSV files cut from `source` (each with its header), about `member_bytes`
+    each and `total_bytes` in all, `source` read again as often as needed: the gigabyte case of
+    the memory target. Files this small go through batches, so a batch holds many records."""
+    import tarfile
+
+    header, *lines = source.read_bytes().splitlines(keepends=True)
+    members = 0
+    if not target.exists():
+        tmp = target.with_suffix(".tmp")
+        with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
+            written, at = 0, 0
+            while written < total_bytes:
+                part, size = [header], len(header)
+                while size < member_bytes and at < len(lines):
+                    part.append(lines[at])
+                    size += len(lines[at])
+                    at += 1
+                if at == len(lines):
+                    at = 0
+                data = b"".join(part)
+                info = tarfile.TarInfo(f"sentences/{members // 1000:04d}/{members}.csv")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                written += len(data)
+                members += 1
+        tmp.rename(target)
+    else:
+        with tarfile.open(target, "r:gz") as tar:
+            members = sum(1 for m in tar if m.isfile())
+    return target, members
+
+
 # --- load: a crowd submitting and a crowd searching at once ----------------------------------
 
 

@@ -249,6 +249,9 @@ class BatchTrigger(models.Model):
     # When the lane's last batch of a crowd (more than one job) was claimed, epoch ns, or 0: the
     # next trigger runs QUERN_BATCH_LINGER_MS after it.
     claimed_ns = models.BigIntegerField(default=0)
+    # Records the lane's batches wrote since search's pending entries were last merged for them
+    # (pipeline.batching._settle_when_due).
+    unsettled = models.BigIntegerField(default=0, db_default=0)
 
     def __str__(self) -> str:
         return f"{self.lane}: {'a trigger on its way' if self.pending else 'no trigger on its way'}"

@@ -418,7 +418,9 @@ def test_a_batch_s_chunk_rows_keep_each_document_s_word_counts_as_counted(captur
 def test_a_crowd_s_batches_merge_search_s_pending_entries_only_once_none_waits(
     captured_messages, clean_index, monkeypatch, settings
 ):
-    monkeypatch.setattr(batching, "SETTLE_AFTER", 2)
+    # Neither batch is big enough alone: the lane counts what its batches wrote since the last
+    # merge, so the crowd's small tail still merges the whole crowd's entries.
+    monkeypatch.setattr(batching, "SETTLE_AFTER", 4)
     settled = []
     monkeypatch.setattr(type(batching.get_backend()), "settle", lambda self: settled.append(True))
     settings.QUERN_BATCH_SIZE = 3
@@ -429,3 +431,10 @@ def test_a_crowd_s_batches_merge_search_s_pending_entries_only_once_none_waits(
     rest = pipeline.take_batch(jobs[3].pk)
     pipeline.run_batch(rest[0], rest)
     assert rest == [jobs[3].pk, jobs[4].pk] and settled == [True]
+    assert BatchTrigger.objects.get(lane=batching.lane(jobs[0])).unsettled == 0
+
+    # A lone small document after the merge counts again from nothing: no merge for one record.
+    alone = small(9)
+    pipeline.run_batch(alone.pk, pipeline.take_batch(alone.pk))
+    assert settled == [True]
+    assert BatchTrigger.objects.get(lane=batching.lane(alone)).unsettled == 1

@@ -25,7 +25,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from indexing import blobs
@@ -278,20 +278,37 @@ def run(leader: int, ids: list[int]) -> None:
             fail(job_id, _internal_error())
 
 
-def _settles(batch: list[Prepared]) -> bool:
-    """Whether this batch merges search's pending entries as it goes live: a big write, as in
-    finalize, but not while more small documents wait in the lane.
+def _settle_when_due(batch: list[Prepared]) -> None:
+    """After this batch's commit: merge search's pending entries once the lane's batches wrote
+    SETTLE_AFTER records since its last merge, as a big version does in finalize, and no small
+    document waits in the lane.
 
     In a crowd, one merge per batch cost more than the rest of the batch (the corpus archive's
-    16 MiB batches: about 1.4 s each after a 1.2 s batch, its worker unable to take the next).
-    A crowd whose last batch is big merges it all once. One whose tail is small merges nothing
-    here: the database bounds the pending list by itself (gin_pending_list_limit), autovacuum
-    merges it, and search reads it whole meanwhile, slower but complete.
+    16 MiB batches: about 1.4 s each after a 1.2 s batch, its worker unable to take the next),
+    so a crowd merges once, at its end, whatever the size of its last batch. The lane's count
+    (`BatchTrigger.unsettled`) is only a schedule, outside the batch's transaction: a count lost
+    to a crash delays a merge, and meanwhile the database bounds the pending list by itself
+    (gin_pending_list_limit) and search reads it whole, slower but complete.
     """
-    if sum(len(p.records) for p in batch) < SETTLE_AFTER:
-        return False
-    waiting = Job.objects.filter(_lane_filter(lane(batch[0].job)), small_jobs(), status=Status.QUEUED)
-    return not waiting.exists()
+    name, records = lane(batch[0].job), sum(len(p.records) for p in batch)
+
+    def settle_if_due() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE indexing_batchtrigger SET unsettled = unsettled + %s WHERE lane = %s"
+                " RETURNING unsettled",
+                [records, name],
+            )
+            row = cursor.fetchone()
+        if row is None or row[0] < SETTLE_AFTER:
+            return
+        if Job.objects.filter(_lane_filter(name), small_jobs(), status=Status.QUEUED).exists():
+            return  # the crowd goes on: its last batch merges for all
+        BatchTrigger.objects.filter(lane=name).update(unsettled=F("unsettled") - row[0])
+        get_backend().settle()
+
+    if records:
+        transaction.on_commit(settle_if_due, robust=True)
 
 
 def _internal_error() -> dict[str, str]:
@@ -461,8 +478,7 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
             ["live_job", "format", "encoding", "size", "sha256", "file", "title", "updated_at"],
         )
         statistics.swap(live, retired)
-        if _settles(batch):
-            transaction.on_commit(backend.settle, robust=True)
+        _settle_when_due(batch)
         send_after_commit([("quern.purge_job", [job_id]) for job_id in purged + retired])
 
 
