@@ -665,9 +665,9 @@ def make_archive(paths: tuple[Path, ...], root: Path, target: Path) -> Path:
 def archive_once(stack: Stack, archive: Path, members: int) -> dict:
     """One archive POSTed; from the POST to the last file's job end, and each process's peak
     memory meanwhile. The POST answers with the archive's own job; a worker unpacks it."""
-    from django.db.models import Count, Max
+    from django.db.models import Count, Max, Sum
 
-    from indexing.models import Job, Record
+    from indexing.models import Job
 
     with peak_memory(stack) as peaks:
         started = time.time()
@@ -688,7 +688,8 @@ def archive_once(stack: Stack, archive: Path, members: int) -> dict:
         "seconds": last - started,
         "posting_seconds": posted,
         "unpacking_seconds": unpacked_at - started,
-        "records": Record.objects.filter(job__archive_id=posted_job["id"]).count(),
+        # The jobs' own counts: a join over ten million records took minutes after a gigabyte.
+        "records": files.aggregate(n=Sum("records_indexed"))["n"] or 0,
         "statuses": statuses,
         "peak_rss_mb": peaks,
     }

@@ -438,3 +438,20 @@ def test_a_crowd_s_batches_merge_search_s_pending_entries_only_once_none_waits(
     pipeline.run_batch(alone.pk, pipeline.take_batch(alone.pk))
     assert settled == [True]
     assert BatchTrigger.objects.get(lane=batching.lane(alone)).unsettled == 1
+
+
+def test_a_batch_commits_its_documents_in_groups_of_at_most_batch_records(
+    captured_messages, clean_index, settings
+):
+    # A worker holds a group's parsed records until its commit: dense documents must not pile
+    # up 16 MiB of records in memory. A group's jobs end at one moment, its own.
+    settings.QUERN_BATCH_RECORDS = 2
+    jobs = [small(n) for n in range(5)]
+    batch = pipeline.take_batch(jobs[0].pk)
+    pipeline.run_batch(batch[0], batch)
+
+    ended = list(Job.objects.filter(pk__in=[j.pk for j in jobs]).order_by("pk"))
+    assert [j.status for j in ended] == [Status.SUCCEEDED] * 5
+    assert [Record.objects.filter(job=j).count() for j in ended] == [1] * 5
+    assert len({j.finished_at for j in ended}) == 3  # groups of 2, 2 and 1
+    assert search("ptarmigan", limit=10).page.total == 5

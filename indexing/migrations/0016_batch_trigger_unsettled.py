@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('indexing', '0015_records_without_constraints'),
+        ("indexing", "0015_records_without_constraints"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='batchtrigger',
-            name='unsettled',
+            model_name="batchtrigger",
+            name="unsettled",
             field=models.BigIntegerField(db_default=0, default=0),
         ),
     ]

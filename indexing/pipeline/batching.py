@@ -259,15 +259,10 @@ def run(leader: int, ids: list[int]) -> None:
             alone.append(job.pk)
         elif isinstance(prepared, Prepared):
             ready.append(prepared)
-    try:
-        _commit(leader, ready)
-    except OperationalError:
-        raise  # a lock timeout, a restart: the task retries the batch (its claim is resumed)
-    except DatabaseError:
-        # One document's rows refused by the database must not sink the others: each goes alone,
-        # and fails alone if it is the one.
-        logger.exception("Batch %s could not be written together; its %s jobs go alone", leader, len(ready))
-        alone += [p.job.pk for p in ready]
+            if sum(len(p.records) for p in ready) >= settings.QUERN_BATCH_RECORDS:
+                alone += _commit_or_part(leader, ready)  # bounds the records held in memory
+                ready = []
+    alone += _commit_or_part(leader, ready)
     for job_id in alone:
         try:
             split_alone(job_id)
@@ -276,6 +271,20 @@ def run(leader: int, ids: list[int]) -> None:
         except Exception:  # as above: this document fails, the others of the batch go on
             logger.exception("Job %s failed on its own steps after leaving its batch", job_id)
             fail(job_id, _internal_error())
+
+
+def _commit_or_part(leader: int, ready: list[Prepared]) -> list[int]:
+    """Commit these prepared documents together; the ids of those that must go alone instead."""
+    try:
+        _commit(leader, ready)
+    except OperationalError:
+        raise  # a lock timeout, a restart: the task retries the batch (its claim is resumed)
+    except DatabaseError:
+        # One document's rows refused by the database must not sink the others: each goes alone,
+        # and fails alone if it is the one.
+        logger.exception("Batch %s could not be written together; its %s jobs go alone", leader, len(ready))
+        return [p.job.pk for p in ready]
+    return []
 
 
 def _settle_when_due(batch: list[Prepared]) -> None:
