@@ -258,7 +258,7 @@ def run(args) -> dict:
                     args.archive_bytes,
                     args.archive_member_bytes,
                 )
-                content = f"CSV files of about {args.archive_member_bytes / 1e6:.1f} MB each"
+                content = f"CSV files of about {args.archive_member_bytes / 1e6:.2f} MB each"
             else:
                 members = args.archive_members
                 big = w.make_tiny_archive(scratch / f"tiny-{members}.{args.archive_kind}", members)

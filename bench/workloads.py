@@ -724,7 +724,8 @@ def make_tiny_archive(target: Path, members: int) -> Path:
 def make_csv_archive(target: Path, source: Path, total_bytes: int, member_bytes: int) -> tuple[Path, int]:
     """A .tar.gz of CSV files cut from `source` (each with its header), about `member_bytes`
     each and `total_bytes` in all, `source` read again as often as needed: the gigabyte case of
-    the memory target. Files this small go through batches, so a batch holds many records."""
+    the memory target. Files of one chunk (under QUERN_CHUNK_SIZE records, about 0.45 MB of
+    sentences) go through batches, which then hold many records; bigger ones are chunked."""
     import tarfile
 
     header, *lines = source.read_bytes().splitlines(keepends=True)

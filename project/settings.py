@@ -203,9 +203,10 @@ QUERN_BATCH_SIZE = env_int("QUERN_BATCH_SIZE", 500)
 # indexing_term): the corpus archive measured 14.95 s at 1 MiB (with all pages in batches: 13.62),
 # 10.81 at 4, 10.42 at 8 and 9.00 / 8.91 at 16 MiB, a worker at most 122 MB (2026-12-03).
 QUERN_BATCH_BYTES = env_int("QUERN_BATCH_BYTES", 16 * 1024 * 1024)
-# … and it commits its documents in groups of at most this many records, since a worker holds a
-# group's parsed records until its commit: 16 MiB of 0.45 MB CSV files (about 160,000 records)
-# took a worker to 238 MB where 16 MiB of web pages (about 4,000 records) took it to 122 MB.
+# … and it commits its documents in groups, each ending with the document that brings it to this
+# many records, since a worker holds a group's parsed records until its commit: 16 MiB of 0.45 MB
+# CSV files (about 160,000 records) took a worker to 238 MB in one commit, where 16 MiB of web
+# pages (about 4,000 records) took it to 122 MB.
 QUERN_BATCH_RECORDS = env_int("QUERN_BATCH_RECORDS", 50_000)
 # Milliseconds a lane's next batch waits after the one before it was claimed: in a crowd, the
 # documents of that time go together (a batch has a fixed cost, ~17 ms of CPU: 2.3 ms a document

@@ -418,9 +418,9 @@ def test_a_batch_s_chunk_rows_keep_each_document_s_word_counts_as_counted(captur
 def test_a_crowd_s_batches_merge_search_s_pending_entries_only_once_none_waits(
     captured_messages, clean_index, monkeypatch, settings
 ):
-    # Neither batch is big enough alone: the lane counts what its batches wrote since the last
-    # merge, so the crowd's small tail still merges the whole crowd's entries.
-    monkeypatch.setattr(batching, "SETTLE_AFTER", 4)
+    # The first batch is big enough, but two documents wait; the tail is too small alone: the
+    # lane counts what its batches wrote since the last merge, so the tail merges for the crowd.
+    monkeypatch.setattr(batching, "SETTLE_AFTER", 3)
     settled = []
     monkeypatch.setattr(type(batching.get_backend()), "settle", lambda self: settled.append(True))
     settings.QUERN_BATCH_SIZE = 3
@@ -440,11 +440,14 @@ def test_a_crowd_s_batches_merge_search_s_pending_entries_only_once_none_waits(
     assert BatchTrigger.objects.get(lane=batching.lane(alone)).unsettled == 1
 
 
-def test_a_batch_commits_its_documents_in_groups_of_at_most_batch_records(
-    captured_messages, clean_index, settings
+def test_a_batch_commits_its_documents_in_groups_of_about_batch_records_and_merges_once(
+    captured_messages, clean_index, monkeypatch, settings
 ):
     # A worker holds a group's parsed records until its commit: dense documents must not pile
     # up 16 MiB of records in memory. A group's jobs end at one moment, its own.
+    monkeypatch.setattr(batching, "SETTLE_AFTER", 2)
+    settled = []
+    monkeypatch.setattr(type(batching.get_backend()), "settle", lambda self: settled.append(True))
     settings.QUERN_BATCH_RECORDS = 2
     jobs = [small(n) for n in range(5)]
     batch = pipeline.take_batch(jobs[0].pk)
@@ -454,4 +457,5 @@ def test_a_batch_commits_its_documents_in_groups_of_at_most_batch_records(
     assert [j.status for j in ended] == [Status.SUCCEEDED] * 5
     assert [Record.objects.filter(job=j).count() for j in ended] == [1] * 5
     assert len({j.finished_at for j in ended}) == 3  # groups of 2, 2 and 1
+    assert settled == [True]  # once, after the last group
     assert search("ptarmigan", limit=10).page.total == 5

@@ -25,7 +25,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from indexing import blobs
@@ -243,6 +243,7 @@ def run(leader: int, ids: list[int]) -> None:
     inline = blobs.read_inline([job.file.name for job in claimed])  # the small ones' bytes at once
     ready: list[Prepared] = []
     alone: list[int] = []
+    written = 0  # records the batch's groups wrote
     for job in claimed:
         try:
             prepared = _prepare(job, inline.get(job.file.name))
@@ -260,9 +261,11 @@ def run(leader: int, ids: list[int]) -> None:
         elif isinstance(prepared, Prepared):
             ready.append(prepared)
             if sum(len(p.records) for p in ready) >= settings.QUERN_BATCH_RECORDS:
-                alone += _commit_or_part(leader, ready)  # bounds the records held in memory
+                written += _commit_or_part(leader, ready, alone)  # bounds the records held in memory
                 ready = []
-    alone += _commit_or_part(leader, ready)
+    written += _commit_or_part(leader, ready, alone)
+    if written:
+        _settle_when_due(lane(claimed[0]), written)
     for job_id in alone:
         try:
             split_alone(job_id)
@@ -273,51 +276,49 @@ def run(leader: int, ids: list[int]) -> None:
             fail(job_id, _internal_error())
 
 
-def _commit_or_part(leader: int, ready: list[Prepared]) -> list[int]:
-    """Commit these prepared documents together; the ids of those that must go alone instead."""
+def _commit_or_part(leader: int, ready: list[Prepared], alone: list[int]) -> int:
+    """Commit these prepared documents together: the records written. Those that must go alone
+    instead are added to `alone`."""
     try:
-        _commit(leader, ready)
+        return _commit(leader, ready)
     except OperationalError:
         raise  # a lock timeout, a restart: the task retries the batch (its claim is resumed)
     except DatabaseError:
         # One document's rows refused by the database must not sink the others: each goes alone,
         # and fails alone if it is the one.
         logger.exception("Batch %s could not be written together; its %s jobs go alone", leader, len(ready))
-        return [p.job.pk for p in ready]
-    return []
+        alone += [p.job.pk for p in ready]
+        return 0
 
 
-def _settle_when_due(batch: list[Prepared]) -> None:
-    """After this batch's commit: merge search's pending entries once the lane's batches wrote
+def _settle_when_due(name: str, records: int) -> None:
+    """After a batch's last commit: merge search's pending entries once the lane's batches wrote
     SETTLE_AFTER records since its last merge, as a big version does in finalize, and no small
     document waits in the lane.
 
     In a crowd, one merge per batch cost more than the rest of the batch (the corpus archive's
     16 MiB batches: about 1.4 s each after a 1.2 s batch, its worker unable to take the next),
     so a crowd merges once, at its end, whatever the size of its last batch. The lane's count
-    (`BatchTrigger.unsettled`) is only a schedule, outside the batch's transaction: a count lost
+    (`BatchTrigger.unsettled`) is only a schedule, outside the batch's transactions: a count lost
     to a crash delays a merge, and meanwhile the database bounds the pending list by itself
     (gin_pending_list_limit) and search reads it whole, slower but complete.
     """
-    name, records = lane(batch[0].job), sum(len(p.records) for p in batch)
-
-    def settle_if_due() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE indexing_batchtrigger SET unsettled = unsettled + %s WHERE lane = %s"
-                " RETURNING unsettled",
-                [records, name],
-            )
-            row = cursor.fetchone()
-        if row is None or row[0] < SETTLE_AFTER:
-            return
-        if Job.objects.filter(_lane_filter(name), small_jobs(), status=Status.QUEUED).exists():
-            return  # the crowd goes on: its last batch merges for all
-        BatchTrigger.objects.filter(lane=name).update(unsettled=F("unsettled") - row[0])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE indexing_batchtrigger SET unsettled = unsettled + %s WHERE lane = %s",
+            [records, name],
+        )
+    if Job.objects.filter(_lane_filter(name), small_jobs(), status=Status.QUEUED).exists():
+        return  # the crowd goes on: its last batch merges for all
+    # One statement claims the merge: of two workers at once, only one finds the count due.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE indexing_batchtrigger SET unsettled = 0 WHERE lane = %s AND unsettled >= %s RETURNING 1",
+            [name, SETTLE_AFTER],
+        )
+        due = cursor.fetchone() is not None
+    if due:
         get_backend().settle()
-
-    if records:
-        transaction.on_commit(settle_if_due, robust=True)
 
 
 def _internal_error() -> dict[str, str]:
@@ -385,10 +386,11 @@ def _prepare(job: Job, data: bytes | None = None) -> Prepared | bool | None:
     return Prepared(job, result, chunk, records, errors, terms)
 
 
-def _commit(leader: int, ready: list[Prepared]) -> None:
-    """One transaction: every job's records, chunk, end and version swap, and the statistics."""
+def _commit(leader: int, ready: list[Prepared]) -> int:
+    """One transaction: every job's records, chunk, end and version swap, and the statistics.
+    Returns the records written."""
     if not ready:
-        return
+        return 0
     backend = get_backend()
     with transaction.atomic():
         ours = set(
@@ -398,7 +400,7 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
         )
         batch = [p for p in ready if p.job.pk in ours]  # a cancel meanwhile took the others
         if not batch:
-            return
+            return 0
         documents = {
             d.pk: d
             for d in Document.objects.select_for_update().filter(pk__in=[p.job.document_id for p in batch])
@@ -487,8 +489,8 @@ def _commit(leader: int, ready: list[Prepared]) -> None:
             ["live_job", "format", "encoding", "size", "sha256", "file", "title", "updated_at"],
         )
         statistics.swap(live, retired)
-        _settle_when_due(batch)
         send_after_commit([("quern.purge_job", [job_id]) for job_id in purged + retired])
+    return sum(len(p.records) for p in batch)
 
 
 def _save_rows(rows: list, fields: list[str]) -> None:
