@@ -415,14 +415,20 @@ def test_a_batch_s_chunk_rows_keep_each_document_s_word_counts_as_counted(captur
     assert Term.objects.get(word="fjällräven").df == 1
 
 
+def counted_merges(monkeypatch, *, settle_after: int) -> list[bool]:
+    """Search's merges of pending entries, counted instead of run, due after `settle_after` records."""
+    monkeypatch.setattr(batching, "SETTLE_AFTER", settle_after)
+    settled: list[bool] = []
+    monkeypatch.setattr(type(batching.get_backend()), "settle", lambda self: settled.append(True))
+    return settled
+
+
 def test_a_crowd_s_batches_merge_search_s_pending_entries_only_once_none_waits(
     captured_messages, clean_index, monkeypatch, settings
 ):
     # The first batch is big enough, but two documents wait; the tail is too small alone: the
     # lane counts what its batches wrote since the last merge, so the tail merges for the crowd.
-    monkeypatch.setattr(batching, "SETTLE_AFTER", 3)
-    settled = []
-    monkeypatch.setattr(type(batching.get_backend()), "settle", lambda self: settled.append(True))
+    settled = counted_merges(monkeypatch, settle_after=3)
     settings.QUERN_BATCH_SIZE = 3
     jobs = [small(n) for n in range(5)]
     first = pipeline.take_batch(jobs[0].pk)
@@ -445,9 +451,7 @@ def test_a_batch_commits_its_documents_in_groups_of_about_batch_records_and_merg
 ):
     # A worker holds a group's parsed records until its commit: dense documents must not pile
     # up 16 MiB of records in memory. A group's jobs end at one moment, its own.
-    monkeypatch.setattr(batching, "SETTLE_AFTER", 2)
-    settled = []
-    monkeypatch.setattr(type(batching.get_backend()), "settle", lambda self: settled.append(True))
+    settled = counted_merges(monkeypatch, settle_after=2)
     settings.QUERN_BATCH_RECORDS = 2
     jobs = [small(n) for n in range(5)]
     batch = pipeline.take_batch(jobs[0].pk)
