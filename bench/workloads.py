@@ -728,9 +728,9 @@ def make_csv_archive(target: Path, source: Path, total_bytes: int, member_bytes:
     sentences) go through batches, which then hold many records; bigger ones are chunked."""
     import tarfile
 
-    header, *lines = source.read_bytes().splitlines(keepends=True)
     members = 0
     if not target.exists():
+        header, *lines = source.read_bytes().splitlines(keepends=True)
         tmp = target.with_suffix(".tmp")
         with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
             written, at = 0, 0

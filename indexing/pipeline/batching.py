@@ -243,7 +243,7 @@ def run(leader: int, ids: list[int]) -> None:
     inline = blobs.read_inline([job.file.name for job in claimed])  # the small ones' bytes at once
     ready: list[Prepared] = []
     alone: list[int] = []
-    written = 0  # records the batch's groups wrote
+    held = written = 0  # records prepared and not yet committed; records the groups wrote
     for job in claimed:
         try:
             prepared = _prepare(job, inline.get(job.file.name))
@@ -260,9 +260,10 @@ def run(leader: int, ids: list[int]) -> None:
             alone.append(job.pk)
         elif isinstance(prepared, Prepared):
             ready.append(prepared)
-            if sum(len(p.records) for p in ready) >= settings.QUERN_BATCH_RECORDS:
+            held += len(prepared.records)
+            if held >= settings.QUERN_BATCH_RECORDS:
                 written += _commit_or_part(leader, ready, alone)  # bounds the records held in memory
-                ready = []
+                ready, held = [], 0
     written += _commit_or_part(leader, ready, alone)
     if written:
         _settle_when_due(lane(claimed[0]), written)
@@ -305,9 +306,12 @@ def _settle_when_due(name: str, records: int) -> None:
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE indexing_batchtrigger SET unsettled = unsettled + %s WHERE lane = %s",
+            "UPDATE indexing_batchtrigger SET unsettled = unsettled + %s WHERE lane = %s RETURNING unsettled",
             [records, name],
         )
+        row = cursor.fetchone()
+    if row is None or row[0] < SETTLE_AFTER:
+        return  # most batches of a crowd, and every lone document: no more to ask
     if Job.objects.filter(_lane_filter(name), small_jobs(), status=Status.QUEUED).exists():
         return  # the crowd goes on: its last batch merges for all
     # One statement claims the merge: of two workers at once, only one finds the count due.
