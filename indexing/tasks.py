@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from celery import Task, shared_task
+from celery import Task, shared_task, states
 from django.db import InterfaceError, OperationalError
 
 from indexing import pipeline
@@ -66,9 +66,24 @@ def split(job_id: int) -> None:
         pipeline.run_batch(batch[0], batch)  # its leader first: this job, or the one it passed to
 
 
-@shared_task(name="quern.index_chunk", base=JobTask)
-def index_chunk(job_id: int, chunk: int) -> None:
-    if pipeline.index_chunk(job_id, chunk):  # the last chunk: finish here, no hop through the broker
+# Its success is stored in the chunk's own transaction, not by Celery after the task returns: on
+# SQLite every write waits for the one writer, and that one, after each chunk, waited for the
+# other worker's whole chunk (README, "Many small documents, and big files"). A failure is
+# stored by Celery as before (store_errors_even_if_ignored).
+@shared_task(
+    name="quern.index_chunk", base=JobTask, bind=True, ignore_result=True, store_errors_even_if_ignored=True
+)
+def index_chunk(self: Task, job_id: int, chunk: int) -> None:
+    stored = []
+
+    def store_success() -> None:
+        self.backend.store_result(self.request.id, None, states.SUCCESS, request=self.request)
+        stored.append(True)
+
+    last = pipeline.index_chunk(job_id, chunk, with_done=store_success)
+    if not stored:  # it wrote nothing (a done chunk sent again, a stopped job): stored on its own
+        store_success()
+    if last:  # the last chunk: finish here, no hop through the broker
         pipeline.finalize(job_id)
 
 

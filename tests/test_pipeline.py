@@ -240,6 +240,20 @@ def test_index_chunk_sent_again_after_the_job_finished_changes_nothing(client, p
     assert api_search(client, "apples")["total"] == 30
 
 
+def test_each_chunk_task_leaves_its_success_in_the_task_results(client, pipeline):
+    from django_celery_results.models import TaskResult
+
+    response = client.post("/api/documents", {"file": _named(make_csv(30), "results.csv"), "chunk_size": 10})
+    job = wait_for_job(response.json()["id"])
+    assert job.status == Status.SUCCEEDED
+    chunk_results = TaskResult.objects.filter(
+        task_name="quern.index_chunk", task_args__startswith=f'"[{job.pk},'
+    )
+    # Written in each chunk's transaction (indexing.tasks), with Celery's extended fields.
+    assert sorted(r.status for r in chunk_results) == ["SUCCESS"] * 3
+    assert all(r.worker for r in chunk_results)
+
+
 def test_hostile_queries_answer_200(client, pipeline):
     for q in ['"unclosed', "a OR OR -", "-", "NEAR(a b)", "title:x", "*", "AND", '"', "()"]:
         response = client.get("/api/search", {"q": q})

@@ -93,16 +93,16 @@ def test_a_chunk_interrupted_before_commit_is_rewritten_cleanly(captured_message
     job = pipeline.submit(_csv(10), name="birds.csv", options=SubmitOptions(chunk_size=10))
     pipeline.split(job.pk)
     backend = get_backend()
-    real_index = type(backend).index_records
+    real_index = type(backend).index_many
 
-    def crash_after_writing(self, **kwargs):
-        real_index(self, **kwargs)
+    def crash_after_writing(self, rows):
+        real_index(self, rows)
         raise RuntimeError("worker died mid-chunk")
 
-    monkeypatch.setattr(type(backend), "index_records", crash_after_writing)
+    monkeypatch.setattr(type(backend), "index_many", crash_after_writing)
     with pytest.raises(RuntimeError):
         pipeline.index_chunk(job.pk, 0)
-    monkeypatch.setattr(type(backend), "index_records", real_index)
+    monkeypatch.setattr(type(backend), "index_many", real_index)
     assert Record.objects.filter(job=job).count() == 0  # rolled back with its transaction
     pipeline.index_chunk(job.pk, 0)
     pipeline.finalize(job.pk)
@@ -268,20 +268,39 @@ def test_cancel_skips_undone_chunks_purges_the_done_ones_and_keeps_the_previous_
     assert pipeline.cancel(second.pk).status == Status.CANCELLED  # twice: the same state
 
 
+def test_what_a_chunk_writes_with_its_done_mark_commits_with_it_or_not_at_all(captured_messages, clean_index):
+    job = pipeline.submit(_csv(20), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
+
+    def fails_at_the_end():
+        Record.objects.filter(job=job).update(title="changed in the same transaction")
+        raise RuntimeError("the task result could not be written")
+
+    with pytest.raises(RuntimeError):
+        pipeline.index_chunk(job.pk, 0, with_done=fails_at_the_end)
+    assert Record.objects.filter(job=job).count() == 0
+    assert Chunk.objects.get(job=job, number=0).done_at is None
+    written = []
+    assert pipeline.index_chunk(job.pk, 0, with_done=lambda: written.append(True)) is False
+    assert written == [True]
+    assert Chunk.objects.get(job=job, number=0).done_at is not None
+
+
 def test_a_chunk_running_when_its_job_is_cancelled_writes_nothing(
     captured_messages, clean_index, monkeypatch
 ):
     job = pipeline.submit(_csv(20), name="birds.csv", options=SubmitOptions(chunk_size=10))
     pipeline.split(job.pk)
     backend = get_backend()
-    real_index = type(backend).index_records
+    real_index = type(backend).index_many
 
-    def cancelled_meanwhile(self, **kwargs):
-        real_index(self, **kwargs)
+    def cancelled_meanwhile(self, rows):
+        lengths = real_index(self, rows)
         # The cancel commits between this chunk's writes and its check of the job's status.
         Job.objects.filter(pk=job.pk).update(status=Status.CANCELLED)
+        return lengths
 
-    monkeypatch.setattr(type(backend), "index_records", cancelled_meanwhile)
+    monkeypatch.setattr(type(backend), "index_many", cancelled_meanwhile)
     pipeline.index_chunk(job.pk, 0)
     assert Record.objects.filter(job=job).count() == 0
     assert Chunk.objects.get(job=job, number=0).done_at is None

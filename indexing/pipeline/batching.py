@@ -396,6 +396,7 @@ def _commit(leader: int, ready: list[Prepared]) -> int:
     if not ready:
         return 0
     backend = get_backend()
+    rows = backend.rows([(p.job.pk, p.job.document_id, p.records) for p in ready if p.records])
     with transaction.atomic():
         ours = set(
             Job.objects.select_for_update()
@@ -415,7 +416,7 @@ def _commit(leader: int, ready: list[Prepared]) -> int:
         for p in batch:
             if p.records:
                 newest[p.job.document_id] = max(newest.get(p.job.document_id, 0), p.job.pk)
-        lengths = backend.index_many([(p.job.pk, p.job.document_id, p.records) for p in batch if p.records])
+        lengths = backend.index_many(rows if len(batch) == len(ready) else rows.only(ours))
         # The jobs' end once their records are written, the most of the commit's time (a 16 MiB
         # batch: about a second); the chunk rows, word counts and commit still follow it.
         now = timezone.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -10,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from indexing.formats import parse_chunk
-from indexing.models import Chunk, Job, Status
+from indexing.models import Chunk, Job, Status, json_text
 from indexing.pipeline import storage
 from indexing.pipeline.finish import fail
 from indexing.search import get_backend
@@ -25,8 +26,11 @@ class _Abandon(Exception):
     """Roll back a chunk's writes: its job stopped (cancelled, failed) while it ran."""
 
 
-def index_chunk(job_id: int, number: int) -> bool:
+def index_chunk(job_id: int, number: int, *, with_done: Callable[[], object] | None = None) -> bool:
     """Parse one chunk and, in one transaction, replace its records and mark it done.
+
+    `with_done` runs inside that transaction, after the mark, so what it writes (the task's
+    result) commits with the chunk or not at all.
 
     Returns whether every chunk of the job is now done (the caller then runs `finalize`, in the
     same worker: no hop through the broker). A redelivery of a done chunk says so too, so a
@@ -54,7 +58,7 @@ def index_chunk(job_id: int, number: int) -> bool:
         )
         return False
     try:
-        return _index_chunk(chunk)
+        return _index_chunk(chunk, with_done)
     except BaseException:
         _uncount_attempt(chunk.pk)
         raise
@@ -76,7 +80,7 @@ def _uncount_attempt(chunk_pk: int) -> None:
         logger.exception("Could not uncount an attempt of chunk %s", chunk_pk)
 
 
-def _index_chunk(chunk: Chunk) -> bool:
+def _index_chunk(chunk: Chunk, with_done: Callable[[], object] | None) -> bool:
     job, job_id = chunk.job, chunk.job_id
     records, errors = parse_chunk(
         storage.read_range(job, chunk.start, chunk.end),
@@ -87,9 +91,12 @@ def _index_chunk(chunk: Chunk) -> bool:
         dialect=job.split_info.get("dialect"),
         max_fields=settings.QUERN_MAX_FIELDS_PER_RECORD,
     )
-    # Outside the transaction: counting words is the chunk's own work, not the lock's.
+    # Outside the transaction: counting words, and making the rows and the counts' JSON, are the
+    # chunk's own work, not the lock's (on SQLite the lock is the whole database's).
     terms = document_frequencies(f"{r.title} {r.body}" for r in records)
     backend = get_backend()
+    rows = backend.rows([(job_id, job.document_id, records)])
+    terms_json = json_text(terms)
     try:
         with transaction.atomic():
             # The chunk's lock serializes two deliveries of the same chunk; the second sees done.
@@ -103,7 +110,7 @@ def _index_chunk(chunk: Chunk) -> bool:
                 first_ordinal=chunk.first_ordinal,
                 last_ordinal=chunk.first_ordinal + chunk.units - 1,
             )
-            length = backend.index_records(job_id=job_id, document_id=job.document_id, records=records)
+            length = backend.index_many(rows).get(job_id, 0)
             # The job's lock, taken last and held briefly, makes "was this the last chunk?" exact
             # even when two chunks commit at the same moment. NO KEY UPDATE, not UPDATE: a row
             # written with a foreign key to the job takes KEY SHARE on it, and while records had
@@ -112,7 +119,7 @@ def _index_chunk(chunk: Chunk) -> bool:
             if job.status != Status.INDEXING:
                 raise _Abandon
             Chunk.objects.filter(pk=chunk.pk).update(
-                done_at=timezone.now(), records=len(records), terms=terms, length=length
+                done_at=timezone.now(), records=len(records), terms=terms_json, length=length
             )
             job.records_indexed += len(records)
             job.chunks_done += 1
@@ -121,6 +128,8 @@ def _index_chunk(chunk: Chunk) -> bool:
                 job.errors = job.errors + [e.as_dict() for e in errors[: max(room, 0)]]
                 job.error_count += len(errors)
             job.save(update_fields=["records_indexed", "chunks_done", "errors", "error_count", "updated_at"])
+            if with_done is not None:
+                with_done()
             return job.chunks_done == job.chunks_total
     except _Abandon:
         return False

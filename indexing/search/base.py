@@ -74,6 +74,22 @@ def hit(score: float, snippet: str | None, record_id, key, title, fields, docume
     )
 
 
+@dataclass(frozen=True)
+class RecordRows:
+    """Records as the database takes them, made before the write's transaction (`rows`): on
+    SQLite one writer holds the whole database for a transaction, so nothing that can be done
+    before it should wait inside it."""
+
+    rows: list[tuple[int, int, int, str, str, str, str]]  # job, document, ordinal, key, title, body, fields
+    ranges: list[tuple[int, int, int]]  # each job's (job, first ordinal, last ordinal)
+
+    def only(self, job_ids: set[int]) -> RecordRows:
+        """The rows of these jobs (a batch's others were cancelled meanwhile)."""
+        return RecordRows(
+            [row for row in self.rows if row[0] in job_ids], [r for r in self.ranges if r[0] in job_ids]
+        )
+
+
 @dataclass
 class SearchPage:
     total: int
@@ -89,14 +105,37 @@ class SearchBackend:
 
     vendor = ""
 
-    def index_many(self, batch: Sequence[tuple[int, int, Sequence[ParsedRecord]]]) -> dict[int, int]:
-        """Write (job id, document id, records) at once, inside the caller's transaction; return
-        each job's index length for BM25's statistics (none where the database keeps its own)."""
-        raise NotImplementedError
+    def rows(self, batch: Sequence[tuple[int, int, Sequence[ParsedRecord]]]) -> RecordRows:
+        """(job id, document id, records) as `index_many` writes them; no database needed."""
+        rows = [
+            (
+                job_id,
+                document_id,
+                r.ordinal,
+                self._text(r.key),
+                self._text(r.title),
+                self._text(r.body),
+                self._fields_json(r.fields),
+            )
+            for job_id, document_id, records in batch
+            for r in records
+        ]
+        ranges = [
+            (job_id, records[0].ordinal, records[-1].ordinal) for job_id, _, records in batch if records
+        ]
+        return RecordRows(rows, ranges)
 
-    def index_records(self, *, job_id: int, document_id: int, records: Sequence[ParsedRecord]) -> int:
-        """One chunk's records: `index_many` of one."""
-        return self.index_many([(job_id, document_id, records)]).get(job_id, 0)
+    def _text(self, value: str) -> str:
+        """A text value as this database can store it."""
+        return value
+
+    def _fields_json(self, fields: dict[str, Any]) -> str:
+        return fields_json(fields)
+
+    def index_many(self, rows: RecordRows) -> dict[int, int]:
+        """Write records (made by `rows`) inside the caller's transaction; return each job's index
+        length for BM25's statistics (none where the database keeps its own)."""
+        raise NotImplementedError
 
     def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
         """Change the live statistics by signed amounts: words' record counts, and the totals."""

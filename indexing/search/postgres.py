@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from django.db import connection
 
-from indexing.formats.records import ParsedRecord
 from indexing.query import CANDIDATES, Plan
 from indexing.text import STOP_WORDS
 
@@ -15,6 +14,7 @@ from .base import (
     MARK_END,
     MARK_START,
     TITLE_WEIGHT,
+    RecordRows,
     SearchBackend,
     SearchPage,
     count_records,
@@ -164,8 +164,14 @@ def _fields_json(fields: dict) -> str:
 class PostgresBackend(SearchBackend):
     vendor = "postgresql"
 
-    def index_many(self, batch: Sequence[tuple[int, int, Sequence[ParsedRecord]]]) -> dict[int, int]:
-        if not any(records for _, _, records in batch):
+    def _text(self, value: str) -> str:
+        return _text(value)
+
+    def _fields_json(self, fields: dict) -> str:
+        return _fields_json(fields)
+
+    def index_many(self, rows: RecordRows) -> dict[int, int]:
+        if not rows.rows:
             return {}
         connection.ensure_connection()
         raw = connection.connection  # the psycopg connection, inside Django's transaction
@@ -174,19 +180,8 @@ class PostgresBackend(SearchBackend):
             cursor.execute(_CREATE_STAGE)
             cursor.execute(f"DELETE FROM {_STAGE}")  # an earlier write of this transaction's
             with cursor.copy(_COPY_STAGE) as copy:
-                for job_id, document_id, records in batch:
-                    for r in records:
-                        copy.write_row(
-                            (
-                                job_id,
-                                document_id,
-                                r.ordinal,
-                                _text(r.key),
-                                _text(r.title),
-                                _text(r.body),
-                                _fields_json(r.fields),
-                            )
-                        )
+                for row in rows.rows:
+                    copy.write_row(row)
             cursor.execute(_INSERT_AND_MEASURE)
             lengths = {job_id: int(length) for job_id, length in cursor.fetchall()}
             # No wait for the WAL flush at this chunk's commit: if the server crashed before the

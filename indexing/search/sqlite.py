@@ -18,7 +18,6 @@ from collections.abc import Sequence
 import Stemmer
 from django.db import connection
 
-from indexing.formats.records import ParsedRecord
 from indexing.query import CANDIDATES, Plan, plan_to_fts5
 from indexing.text import fold_accents
 
@@ -26,10 +25,10 @@ from .base import (
     MARK_END,
     MARK_START,
     TITLE_WEIGHT,
+    RecordRows,
     SearchBackend,
     SearchPage,
     count_records,
-    fields_json,
     hit,
 )
 
@@ -58,38 +57,30 @@ def trigrams(word: str) -> list[str]:
     return list(dict.fromkeys(marked[i : i + 3] for i in range(len(marked) - 2)))
 
 
-_UPSERT_TERM = (
-    "INSERT INTO indexing_term (word, df, lexeme) VALUES (%s, %s, %s)"
-    " ON CONFLICT(word) DO UPDATE SET df = df + excluded.df"
+_TERM_STAGE = "quern_term_stage"
+# Per connection; no rowid, keyed by the word, so the join below reads both tables in word order.
+_CREATE_TERM_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_TERM_STAGE} (word TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID"
 )
 
 
 class SqliteBackend(SearchBackend):
     vendor = "sqlite"
 
-    def index_many(self, batch: Sequence[tuple[int, int, Sequence[ParsedRecord]]]) -> dict[int, int]:
-        rows = [
-            (job_id, document_id, r.ordinal, r.key, r.title, r.body, fields_json(r.fields))
-            for job_id, document_id, records in batch
-            for r in records
-        ]
-        if not rows:
+    def index_many(self, rows: RecordRows) -> dict[int, int]:
+        if not rows.rows:
             return {}
         with connection.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO indexing_record (job_id, document_id, ordinal, key, title, body, fields)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                rows,
+                rows.rows,
             )
             cursor.executemany(
                 f"INSERT INTO {FTS_TABLE} (rowid, title, body)"
                 " SELECT id, title, body FROM indexing_record"
                 " WHERE job_id = %s AND ordinal BETWEEN %s AND %s",
-                [
-                    (job_id, records[0].ordinal, records[-1].ordinal)
-                    for job_id, _, records in batch
-                    if records
-                ],
+                rows.ranges,
             )
         return {}  # FTS5 keeps its own lengths
 
@@ -105,18 +96,37 @@ class SqliteBackend(SearchBackend):
             return cursor.rowcount
 
     def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
-        words = sorted(terms)
-        stems = _stems(words)
+        # Words already in the vocabulary get their counts in one UPDATE … FROM; only new words
+        # are stemmed and inserted. A million-record version's 252,000 words all stemmed for an
+        # upsert took 1.7 s of finalize's transaction, the one every other writer waits on.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT coalesce(max(id), 0) FROM indexing_term")
-            (newest,) = cursor.fetchone()
-            cursor.executemany(_UPSERT_TERM, [(w, terms[w], s) for w, s in zip(words, stems, strict=True)])
-            # Words new to the vocabulary got ids past the newest one: index their trigrams.
+            cursor.execute(_CREATE_TERM_STAGE)
+            cursor.execute(f"DELETE FROM {_TERM_STAGE}")
+            cursor.executemany(f"INSERT INTO {_TERM_STAGE} (word, df) VALUES (%s, %s)", sorted(terms.items()))
             cursor.execute(
-                f"INSERT INTO {TRIGRAM_TABLE} (rowid, word)"
-                " SELECT id, '^' || word || '$' FROM indexing_term WHERE id > %s",
-                [newest],
+                f"UPDATE indexing_term SET df = indexing_term.df + s.df FROM {_TERM_STAGE} s"
+                " WHERE indexing_term.word = s.word"
             )
+            cursor.execute(
+                f"SELECT s.word, s.df FROM {_TERM_STAGE} s"
+                " WHERE NOT EXISTS (SELECT 1 FROM indexing_term t WHERE t.word = s.word)"
+            )
+            new = cursor.fetchall()
+            if new:
+                cursor.execute("SELECT coalesce(max(id), 0) FROM indexing_term")
+                (newest,) = cursor.fetchone()
+                stems = _stems([w for w, _ in new])
+                cursor.executemany(
+                    "INSERT INTO indexing_term (word, df, lexeme) VALUES (%s, %s, %s)",
+                    [(w, df, stem) for (w, df), stem in zip(new, stems, strict=True)],
+                )
+                # The new words got ids past the newest one: index their trigrams.
+                cursor.execute(
+                    f"INSERT INTO {TRIGRAM_TABLE} (rowid, word)"
+                    " SELECT id, '^' || word || '$' FROM indexing_term WHERE id > %s",
+                    [newest],
+                )
+            cursor.execute(f"DELETE FROM {_TERM_STAGE}")
         count_records(records, length)
 
     def match_counts(self, words: Sequence[str], *, cap: int) -> dict[str, int]:
