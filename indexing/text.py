@@ -10,10 +10,14 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from itertools import chain
 
 # Word pieces are letters and digits; `_` is a separator, as it is for FTS5 unicode61 and
 # PostgreSQL's parser, so a query word is never split differently from the index.
 WORD = re.compile(r"[^\W_]+")
+# WORD on lowercased ASCII text, where it cuts the same words: about a fifth faster on a chunk's
+# records (5,000 sentences: 24.5 against 31.7 ms), and most records are ASCII.
+ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 # PostgreSQL's own `english` stop list (tsearch_data/english.stop), used on both databases so a
 # word that PostgreSQL drops is dropped on SQLite too: stop words alone never make a hit.
@@ -35,7 +39,11 @@ MAX_VOCABULARY_WORD = 32
 
 def words(text: str) -> list[str]:
     """The lowercased words of `text`, in order."""
-    return WORD.findall(text.lower())
+    return _lowered_words(text.lower())
+
+
+def _lowered_words(lowered: str) -> list[str]:
+    return ASCII_WORD.findall(lowered) if lowered.isascii() else WORD.findall(lowered)
 
 
 def fold_accents(word: str) -> str:
@@ -51,9 +59,7 @@ def is_vocabulary_word(word: str) -> bool:
 
 def document_frequencies(texts: Iterable[str]) -> dict[str, int]:
     """For each vocabulary word, in how many of `texts` it appears (each text a record)."""
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(set(WORD.findall(text.lower())))
+    counts = Counter(chain.from_iterable(set(_lowered_words(t)) for t in map(str.lower, texts)))
     return {w: n for w, n in counts.items() if is_vocabulary_word(w)}
 
 

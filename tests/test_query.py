@@ -26,7 +26,8 @@ from indexing.query import (
     plan_to_fts5,
     words_to_check,
 )
-from indexing.text import document_frequencies, edit_distance, typo_budget
+from indexing.text import ASCII_WORD, WORD, document_frequencies, edit_distance, typo_budget
+from indexing.text import words as text_words
 
 HOSTILE = [
     "",
@@ -378,6 +379,19 @@ def test_edit_distance_stops_past_its_limit() -> None:
 
 def test_vocabulary_counts_records_not_occurrences_and_skips_stop_words_and_numbers() -> None:
     assert document_frequencies(["Wing wing tip", "the wing 1957"]) == {"wing": 2, "tip": 1}
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_words_are_cut_as_the_unicode_rule_cuts_them(text):
+    lowered = text.lower()
+    assert ASCII_WORD.findall(lowered) == WORD.findall(lowered)
+    assert text_words(text) == WORD.findall(lowered)
+
+
+def test_words_of_accented_text_follow_the_unicode_rule():
+    assert text_words("Café_au LAIT 2x") == ["café", "au", "lait", "2x"]
+    assert document_frequencies(["Café café", "CAFÉ au"]) == {"café": 2, "au": 1}
 
 
 # --- bounded candidates -------------------------------------------------------------------------
