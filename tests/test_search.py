@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indexing import pipeline
-from indexing.models import Job, Record, SearchStats, Status, Term
+from indexing.models import Chunk, Document, Job, Record, SearchStats, Status, Term
 from indexing.schemas import SubmitOptions
 from indexing.search import get_backend, search, suggest
 
@@ -268,11 +268,16 @@ def test_counting_live_words_again_rewrites_none_of_the_vocabulary_s_indexes():
     # pages keep room (fillfactor), so those updates stay on their pages and leave the seven
     # indexes, the trigram GIN among them, unwritten (migration 0017 says what it saved).
     backend = get_backend()
-    words = {f"ptarmigan{n}": 1 for n in range(300)}
+    document = Document.objects.create(name="words", format="csv", size=0, sha256="", file="")
+    version = Job.objects.create(document=document, format="csv", size=0, sha256="", file="", chunk_size=1)
+    Chunk.objects.create(
+        job=version, number=0, start=0, end=0, first_ordinal=0, first_line=1, units=1,
+        terms={f"ptarmigan{n}": 1 for n in range(300)},
+    )  # fmt: skip
     with transaction.atomic():  # as in a swap: the words' staging table lasts one transaction
-        backend.count_terms(words, records=0, length=0)
+        backend.count_terms([version.pk], [], records=0)
     with transaction.atomic(), connection.cursor() as cursor:
-        backend.count_terms(words, records=0, length=0)
+        backend.count_terms([version.pk], [], records=0)
         cursor.execute(
             "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'indexing_term'"
         )

@@ -1,7 +1,5 @@
 """Search statistics: the live vocabulary (Term), N and total length (SearchStats), per-chunk counts."""
 
-from collections import Counter
-
 from django.db import migrations, models
 
 from indexing.search import get_backend
@@ -47,8 +45,7 @@ def count_live_versions(apps, schema_editor):
     Job = apps.get_model("indexing", "Job")
     postgres = schema_editor.connection.vendor == "postgresql"
     live = list(Document.objects.exclude(live_job=None).values_list("live_job_id", flat=True))
-    terms: Counter[str] = Counter()
-    records = length = 0
+    records = 0
     for job_id in live:
         for chunk in Chunk.objects.filter(job_id=job_id):
             rows = Record.objects.filter(
@@ -64,11 +61,9 @@ def count_live_versions(apps, schema_editor):
                     )
                     chunk.length, _ = cursor.fetchone()
             chunk.save(update_fields=["terms", "length"])
-            terms.update(chunk.terms)
-            length += chunk.length
         records += Record.objects.filter(job_id=job_id).count()
     if live:
-        get_backend().count_terms(dict(terms), records=records, length=length)
+        get_backend().count_terms(live, [], records=records)  # from the chunk rows saved above
         Job.objects.filter(pk__in=live).update(terms_counted=True)
 
 

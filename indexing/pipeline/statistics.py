@@ -3,9 +3,7 @@ it is retired — in finalize's transaction, so BM25 and the vocabulary see what
 
 from __future__ import annotations
 
-from collections import Counter
-
-from indexing.models import Chunk, Job
+from indexing.models import Job
 from indexing.search import get_backend
 
 
@@ -14,24 +12,15 @@ def swap(live: list[Job], retired_ids: list[int]) -> None:
 
     One change, not one per version: each takes the word rows in word order and the totals row
     last, so two finalizes at once never wait on each other in a cycle (two changes in one
-    transaction would take the totals row before the second one's words).
+    transaction would take the totals row before the second one's words). The words are summed
+    from the versions' chunk rows by the database (`count_terms`).
     """
     retired = list(Job.objects.select_for_update(no_key=True).filter(pk__in=retired_ids, terms_counted=True))
     added = [job for job in live if not job.terms_counted]
-    terms: Counter[str] = Counter()
-    records = length = 0
-    for versions, sign in ((added, 1), (retired, -1)):
-        if not versions:
-            continue
-        rows = Chunk.objects.filter(job__in=versions).values_list("terms", "length")
-        for chunk_terms, chunk_length in rows:
-            for word, count in chunk_terms.items():
-                terms[word] += sign * count
-            length += sign * chunk_length
-        records += sign * sum(job.records_indexed for job in versions)
     if not added and not retired:
         return
-    get_backend().count_terms({w: n for w, n in terms.items() if n}, records=records, length=length)
+    records = sum(job.records_indexed for job in added) - sum(job.records_indexed for job in retired)
+    get_backend().count_terms([job.pk for job in added], [job.pk for job in retired], records=records)
     for versions, counted in ((added, True), (retired, False)):
         for job in versions:
             job.terms_counted = counted

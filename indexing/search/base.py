@@ -137,8 +137,11 @@ class SearchBackend:
         length for BM25's statistics (none where the database keeps its own)."""
         raise NotImplementedError
 
-    def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
-        """Change the live statistics by signed amounts: words' record counts, and the totals."""
+    def count_terms(self, added: Sequence[int], retired: Sequence[int], *, records: int) -> None:
+        """Change the live statistics by the words of versions' chunks (`Chunk.terms`): `added`
+        jobs' counted up, `retired` jobs' down; `records` (signed) and their index length go to
+        the totals. The database sums the chunks' counts: read and summed in Python, a million
+        records' 204 chunks took finalize 1.3 s on SQLite and 2 s on PostgreSQL (profiled)."""
         raise NotImplementedError
 
     def match_counts(self, words: Sequence[str], *, cap: int) -> dict[str, int]:
@@ -193,6 +196,24 @@ class SearchBackend:
     def clear(self) -> None:
         """Drop every search entry and statistic (tests; a full rebuild)."""
         raise NotImplementedError
+
+
+def signed_sum_sql(value: str, added: Sequence[int], retired: Sequence[int]) -> tuple[str, str, list[int]]:
+    """`sum(±value)` over chunk rows `c` of the jobs, + for `added`, - for `retired`: the SQL of
+    the sum, of the jobs' filter, and their parameters (in that order)."""
+    plus = ", ".join(["%s"] * len(added)) or "NULL"
+    jobs = ", ".join(["%s"] * (len(added) + len(retired)))
+    summed = f"sum(CASE WHEN c.job_id IN ({plus}) THEN {value} ELSE -({value}) END)"
+    return summed, f"c.job_id IN ({jobs})", [*added, *added, *retired]
+
+
+def count_chunk_lengths(added: Sequence[int], retired: Sequence[int], records: int) -> None:
+    """Add the versions' records and index length (from their chunks) to the live totals."""
+    summed, jobs, params = signed_sum_sql("c.length", added, retired)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT coalesce({summed}, 0) FROM indexing_chunk c WHERE {jobs}", params)
+        (length,) = cursor.fetchone()
+    count_records(records, int(length))
 
 
 def count_records(records: int, length: int) -> None:

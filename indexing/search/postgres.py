@@ -17,9 +17,10 @@ from .base import (
     RecordRows,
     SearchBackend,
     SearchPage,
-    count_records,
+    count_chunk_lengths,
     fields_json,
     hit,
+    signed_sum_sql,
 )
 
 CONFIG = "english"
@@ -198,16 +199,19 @@ class PostgresBackend(SearchBackend):
             )
             return cursor.rowcount
 
-    def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
-        connection.ensure_connection()
-        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+    def count_terms(self, added: Sequence[int], retired: Sequence[int], *, records: int) -> None:
+        summed, jobs, params = signed_sum_sql("t.value::bigint", added, retired)
+        with connection.cursor() as cursor:
             cursor.execute(_CREATE_TERM_STAGE)
             cursor.execute(f"DELETE FROM {_TERM_STAGE}")  # a deleted document's swap came before
-            with cursor.copy(f"COPY {_TERM_STAGE} (word, df) FROM STDIN") as copy:
-                for word in terms:
-                    copy.write_row((_text(word), terms[word]))
+            cursor.execute(
+                f"INSERT INTO {_TERM_STAGE} (word, df) SELECT word, df FROM (SELECT t.key AS word,"
+                f" {summed} AS df FROM indexing_chunk c CROSS JOIN LATERAL jsonb_each_text(c.terms) AS t"
+                f" WHERE {jobs} GROUP BY t.key) AS words WHERE df <> 0",
+                params,
+            )
             cursor.execute(_UPSERT_TERMS)
-        count_records(records, length)
+        count_chunk_lengths(added, retired, records)
 
     def settle(self) -> None:
         # GIN's fast-update pending list holds the newest entries unsorted, and every search

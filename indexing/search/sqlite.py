@@ -28,8 +28,9 @@ from .base import (
     RecordRows,
     SearchBackend,
     SearchPage,
-    count_records,
+    count_chunk_lengths,
     hit,
+    signed_sum_sql,
 )
 
 FTS_TABLE = "indexing_record_fts"
@@ -95,14 +96,20 @@ class SqliteBackend(SearchBackend):
             cursor.execute(f"DELETE FROM indexing_record WHERE {where}", params)
             return cursor.rowcount
 
-    def count_terms(self, terms: dict[str, int], *, records: int, length: int) -> None:
+    def count_terms(self, added: Sequence[int], retired: Sequence[int], *, records: int) -> None:
         # Words already in the vocabulary get their counts in one UPDATE … FROM; only new words
         # are stemmed and inserted. A million-record version's 252,000 words all stemmed for an
         # upsert took 1.7 s of finalize's transaction, the one every other writer waits on.
+        summed, jobs, params = signed_sum_sql("t.value", added, retired)
         with connection.cursor() as cursor:
             cursor.execute(_CREATE_TERM_STAGE)
             cursor.execute(f"DELETE FROM {_TERM_STAGE}")
-            cursor.executemany(f"INSERT INTO {_TERM_STAGE} (word, df) VALUES (%s, %s)", sorted(terms.items()))
+            cursor.execute(
+                f"INSERT INTO {_TERM_STAGE} (word, df) SELECT word, df FROM (SELECT t.key AS word,"
+                f" {summed} AS df FROM indexing_chunk c, json_each(c.terms) AS t"
+                f" WHERE {jobs} GROUP BY t.key) AS words WHERE df <> 0",
+                params,
+            )
             cursor.execute(
                 f"UPDATE indexing_term SET df = indexing_term.df + s.df FROM {_TERM_STAGE} s"
                 " WHERE indexing_term.word = s.word"
@@ -127,7 +134,7 @@ class SqliteBackend(SearchBackend):
                     [newest],
                 )
             cursor.execute(f"DELETE FROM {_TERM_STAGE}")
-        count_records(records, length)
+        count_chunk_lengths(added, retired, records)
 
     def match_counts(self, words: Sequence[str], *, cap: int) -> dict[str, int]:
         if not words:
