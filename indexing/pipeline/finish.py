@@ -49,11 +49,11 @@ def finalize(job_id: int) -> None:
         statistics.swap([job], [previous] if previous is not None else [])
         if previous is not None:
             send_after_commit([("quern.purge_job", [previous])])
-        if job.records_indexed >= SETTLE_AFTER:
-            transaction.on_commit(get_backend().settle, robust=True)
         # Moved (and its finished_at stamped) last: the job ends when its version and statistics
         # are written, not before (a million records' words took SQLite about 3.5 s).
         jobs.move(job, Status.SUCCEEDED)
+        if job.records_indexed >= SETTLE_AFTER:  # after the end's event, which goes out first
+            transaction.on_commit(get_backend().settle, robust=True)
 
 
 def go_live(document: Document, job: Job) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -37,59 +36,38 @@ def index_chunk(job_id: int, number: int, *, with_done: Callable[[], object] | N
     same worker: no hop through the broker). A redelivery of a done chunk says so too, so a
     finalize lost to a crash after the last chunk's commit runs on the redelivery.
 
-    Each run is counted as it starts and uncounted when it ends with an exception, so `attempts`
-    counts the runs that killed their worker; past the limit the job fails.
+    Each run is counted before it starts and uncounted when it ends with an exception, so
+    `attempts` counts the runs that killed their worker; past the limit the job fails. (On SQLite
+    the count waits for the one writer, often the other worker's whole chunk, before this chunk's
+    parse can start; counted beside the parse it measured faster, but a run killed before its count
+    committed went uncounted, and a chunk that always kills early could be redelivered for ever.)
     """
     chunk = Chunk.objects.select_related("job").filter(job_id=job_id, number=number).first()
     if chunk is None or chunk.job.status != Status.INDEXING:
         return False
     if chunk.done_at is not None:
         return chunk.job.chunks_done == chunk.job.chunks_total
-    if chunk.attempts >= settings.QUERN_MAX_CHUNK_ATTEMPTS:
+    attempts = _count_attempt(chunk.pk)
+    if attempts > settings.QUERN_MAX_CHUNK_ATTEMPTS:
         fail(
             job_id,
             {
                 "code": "chunk_crashed",
                 "message": f"Chunk {number} (from line {chunk.first_line}) stopped its worker "
-                f"{chunk.attempts} times (out of memory, or killed); the job was stopped so it is not "
+                f"{attempts - 1} times (out of memory, or killed); the job was stopped so it is not "
                 "redelivered for ever. Try a smaller chunk_size, and report it if it fails again.",
                 "line": chunk.first_line,
             },
         )
         return False
-    counted = _count_attempt(chunk.pk)
     try:
-        return _index_chunk(chunk, with_done, counted)
+        return _index_chunk(chunk, with_done)
     except BaseException:
-        if counted.exception() is None:  # waits for the count: it is undone only once it is done
-            _uncount_attempt(chunk.pk)
+        _uncount_attempt(chunk.pk)
         raise
 
 
-_counter: ThreadPoolExecutor | None = None
-
-
-def _count_attempt(chunk_pk: int) -> Future[int]:
-    """Count a run, committed on its own before the run's transaction (a run that kills its worker
-    stays counted).
-
-    On SQLite every write waits for the one writer, most often another worker's whole chunk: a count
-    that waited before the parse left the parse to start only after it, and the database idle while
-    both workers parsed (sentences.csv, two processes: 22.4 s, 17.8 s with no count at all). There
-    the count runs in a thread of this process beside the parse, on that thread's own connection.
-    PostgreSQL's count waits for no other chunk: it runs here.
-    """
-    global _counter
-    if connection.vendor != "sqlite":
-        done: Future[int] = Future()
-        done.set_result(_add_attempt(chunk_pk))
-        return done
-    if _counter is None:  # made in the process that runs chunks (a pool process, after the fork)
-        _counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quern-attempts")
-    return _counter.submit(_add_attempt, chunk_pk)
-
-
-def _add_attempt(chunk_pk: int) -> int:
+def _count_attempt(chunk_pk: int) -> int:
     # One statement (and one commit) per chunk run: it is on the hot path of every chunk.
     with connection.cursor() as cursor:
         cursor.execute(
@@ -105,7 +83,7 @@ def _uncount_attempt(chunk_pk: int) -> None:
         logger.exception("Could not uncount an attempt of chunk %s", chunk_pk)
 
 
-def _index_chunk(chunk: Chunk, with_done: Callable[[], object] | None, counted: Future[int]) -> bool:
+def _index_chunk(chunk: Chunk, with_done: Callable[[], object] | None) -> bool:
     job, job_id = chunk.job, chunk.job_id
     records, errors = parse_chunk(
         storage.read_range(job, chunk.start, chunk.end),
@@ -122,7 +100,6 @@ def _index_chunk(chunk: Chunk, with_done: Callable[[], object] | None, counted: 
     backend = get_backend()
     rows = backend.rows([(job_id, job.document_id, records)])
     terms_json = json_text(terms)
-    counted.result()  # committed before this run writes anything
     try:
         with transaction.atomic():
             # The chunk's lock serializes two deliveries of the same chunk; the second sees done.
