@@ -3,7 +3,8 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
@@ -20,3 +21,12 @@ def _keep_no_statements(**_) -> None:
     from django.conf import settings
 
     settings.DEBUG = False
+
+
+# Celery's Django fixup closes every database connection before and after every task unless
+# CELERY_DB_REUSE_MAX is set (settings.py sets it): a new connection per chunk, which on PostgreSQL
+# is a new server process with cold caches (221 sessions for sentences.csv's 204 chunks). Django's
+# own rules decide instead, as at the start and end of a request: a connection that failed or
+# outlived CONN_MAX_AGE is closed, a broken one is noticed by CONN_HEALTH_CHECKS.
+task_prerun.connect(lambda **_: close_old_connections(), weak=False)
+task_postrun.connect(lambda **_: close_old_connections(), weak=False)

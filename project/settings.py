@@ -120,8 +120,12 @@ QUERN_DB_POOL_SIZE = env_int("QUERN_DB_POOL_SIZE", 8)
 QUERN_DB_POOL_TIMEOUT = env_int("QUERN_DB_POOL_TIMEOUT", 10)
 # Not in a Celery worker: its Django fixup closes the pool before and after every task of a prefork
 # worker (celery/fixups/django.py), so a pool there meant a new connection per task. A worker's
-# process serves one task at a time and keeps its one persistent connection.
+# process serves one task at a time and keeps its one persistent connection (CELERY_DB_REUSE_MAX).
 CELERY_WORKER_PROCESS = "celery" in Path(sys.argv[0]).as_posix() and "worker" in sys.argv[1:]
+if CELERY_WORKER_PROCESS:
+    # Its connection lasts across tasks (project/celery.py) and is checked before the first query
+    # of each, so one broken by a database restart is replaced instead of failing the task.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not CELERY_WORKER_PROCESS:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django refuses both
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -285,6 +289,9 @@ elif broker.kind(CELERY_BROKER_URL) == "rabbitmq":
     # overflow reject-publish) raises instead of vanishing; pipeline.dispatch logs it and the
     # database keeps the work for reconcile.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+# Tasks reuse their process's database connection; Django's CONN_MAX_AGE and health checks close
+# it (project/celery.py). Celery's fixup still recycles it after this many tasks.
+CELERY_DB_REUSE_MAX = 10_000
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_ACCEPT_CONTENT = ["json"]
