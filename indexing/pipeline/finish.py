@@ -50,7 +50,7 @@ def finalize(job_id: int) -> None:
         if previous is not None:
             send_after_commit([("quern.purge_job", [previous])])
         # Moved (and its finished_at stamped) last: the job ends when its version and statistics
-        # are written, not before (a million records' words took SQLite about 3.5 s).
+        # are written, not before (a million records' words: about 2.8 s after the last chunk).
         jobs.move(job, Status.SUCCEEDED)
         if job.records_indexed >= SETTLE_AFTER:  # after the end's event, which goes out first
             transaction.on_commit(get_backend().settle, robust=True)
