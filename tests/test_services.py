@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import os
+import threading
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
+from django.utils import timezone
 
 from indexing import broker, pipeline
 from indexing.models import Chunk, Job, Record, Status
-from indexing.pipeline import indexer, jobs, recovery
+from indexing.pipeline import attempts, indexer, jobs, recovery
 from indexing.schemas import SubmitOptions
 from indexing.search import get_backend, search
 from tests.conftest import wait_for
@@ -215,7 +218,7 @@ def test_a_chunk_that_keeps_killing_its_worker_fails_the_job_after_the_attempt_l
         raise RuntimeError("stands in for SIGKILL: the run never returns")
 
     # A killed worker never reaches the code that uncounts its attempt.
-    monkeypatch.setattr(indexer, "_uncount_attempt", lambda pk: None)
+    monkeypatch.setattr(attempts, "uncount", lambda chunk: None)
     monkeypatch.setattr(indexer, "parse_chunk", killed)
     for _ in range(settings.QUERN_MAX_CHUNK_ATTEMPTS):
         with pytest.raises(RuntimeError):
@@ -225,6 +228,76 @@ def test_a_chunk_that_keeps_killing_its_worker_fails_the_job_after_the_attempt_l
     assert job.status == Status.FAILED
     assert job.errors[-1]["code"] == "chunk_crashed"
     assert job.errors[-1]["line"] == 12
+
+
+def _hold_a_chunk_transaction(chunk: Chunk):
+    """Another connection in the middle of a chunk's write: the job's row and another chunk's
+    row written, not committed (on SQLite: the database's one writer held)."""
+    other = connections.create_connection("default")
+    other.ensure_connection()
+    raw = other.connection
+    if other.vendor == "sqlite":
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute("UPDATE indexing_job SET updated_at = updated_at WHERE id = ?", [chunk.job_id])
+        raw.execute("UPDATE indexing_chunk SET records = records WHERE id = ?", [chunk.pk])
+    else:
+        raw.execute("BEGIN")
+        raw.execute("UPDATE indexing_job SET updated_at = updated_at WHERE id = %s", [chunk.job_id])
+        raw.execute("UPDATE indexing_chunk SET records = records WHERE id = %s", [chunk.pk])
+    return other
+
+
+def test_counting_a_chunks_run_does_not_wait_for_another_chunks_open_transaction(
+    captured_messages, clean_index
+):
+    job = pipeline.submit(_csv(20), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
+    first, second = Chunk.objects.select_related("job").filter(job=job).order_by("number")
+    other = _hold_a_chunk_transaction(first)
+    counted = []
+
+    def count_in_a_worker() -> None:
+        try:
+            counted.append(attempts.count(second))
+        finally:
+            connections.close_all()
+
+    try:
+        thread = threading.Thread(target=count_in_a_worker)
+        thread.start()
+        # Counted at once, while the other transaction is open: before, on SQLite, the count
+        # waited for the database's one writer (the other worker's whole chunk).
+        thread.join(timeout=10)
+        assert not thread.is_alive() and counted == [1]
+    finally:
+        other.connection.rollback() if other.vendor != "sqlite" else other.connection.execute("ROLLBACK")
+        other.close()
+        thread.join()
+
+
+def test_a_done_chunk_keeps_the_count_of_its_runs_in_its_row(captured_messages, clean_index):
+    job = pipeline.submit(_csv(10), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
+    chunk = Chunk.objects.select_related("job").get(job=job, number=0)
+    attempts.count(chunk)  # a run that killed its worker before this one
+    assert pipeline.index_chunk(job.pk, 0)
+    assert Chunk.objects.get(pk=chunk.pk).attempts == 2
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
+    reason="PostgreSQL counts in the chunk's row, which goes with its job",
+)
+def test_reconcile_removes_run_counts_nobody_touched_for_a_day(captured_messages, clean_index):
+    job = pipeline.submit(_csv(10), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
+    chunk = Chunk.objects.select_related("job").get(job=job, number=0)
+    assert [attempts.count(chunk), attempts.count(chunk)] == [1, 2]
+    recovery.reconcile()
+    assert attempts.count(chunk) == 3  # touched within the day: kept
+    later = timezone.now() + timedelta(seconds=attempts.FORGET_AFTER + 60)
+    assert recovery.reconcile(now=later)["attempt_counts_removed"] >= 1  # other tests' may go too
+    assert attempts.count(chunk) == 1
 
 
 def test_a_run_that_ends_with_an_exception_does_not_count_as_a_crash(

@@ -6,13 +6,12 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 
 from indexing.formats import parse_chunk
 from indexing.models import Chunk, Job, Status, json_text
-from indexing.pipeline import storage
+from indexing.pipeline import attempts, storage
 from indexing.pipeline.finish import fail
 from indexing.search import get_backend
 from indexing.text import document_frequencies
@@ -37,53 +36,47 @@ def index_chunk(job_id: int, number: int, *, with_done: Callable[[], object] | N
     finalize lost to a crash after the last chunk's commit runs on the redelivery.
 
     Each run is counted before it starts and uncounted when it ends with an exception, so
-    `attempts` counts the runs that killed their worker; past the limit the job fails. (On SQLite
-    the count waits for the one writer, often the other worker's whole chunk, before this chunk's
-    parse can start; counted beside the parse it measured faster, but a run killed before its count
-    committed went uncounted, and a chunk that always kills early could be redelivered for ever.)
+    `attempts` counts the runs that killed their worker; past the limit the job fails
+    (pipeline.attempts: on SQLite, in a file of its own, so the count does not wait for the
+    database's one writer). Counted beside the parse instead, a run killed before its count
+    committed went uncounted, and a chunk that always kills early could be redelivered for ever.
     """
     chunk = Chunk.objects.select_related("job").filter(job_id=job_id, number=number).first()
     if chunk is None or chunk.job.status != Status.INDEXING:
         return False
     if chunk.done_at is not None:
         return chunk.job.chunks_done == chunk.job.chunks_total
-    attempts = _count_attempt(chunk.pk)
-    if attempts > settings.QUERN_MAX_CHUNK_ATTEMPTS:
+    runs = attempts.count(chunk)
+    if runs > settings.QUERN_MAX_CHUNK_ATTEMPTS:
         fail(
             job_id,
             {
                 "code": "chunk_crashed",
                 "message": f"Chunk {number} (from line {chunk.first_line}) stopped its worker "
-                f"{attempts - 1} times (out of memory, or killed); the job was stopped so it is not "
+                f"{runs - 1} times (out of memory, or killed); the job was stopped so it is not "
                 "redelivered for ever. Try a smaller chunk_size, and report it if it fails again.",
                 "line": chunk.first_line,
             },
         )
+        attempts.forget(chunk)
         return False
     try:
-        return _index_chunk(chunk, with_done)
+        last = _index_chunk(chunk, runs, with_done)
     except BaseException:
-        _uncount_attempt(chunk.pk)
+        _uncount(chunk)
         raise
+    attempts.forget(chunk)
+    return last
 
 
-def _count_attempt(chunk_pk: int) -> int:
-    # One statement (and one commit) per chunk run: it is on the hot path of every chunk.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE indexing_chunk SET attempts = attempts + 1 WHERE id = %s RETURNING attempts", [chunk_pk]
-        )
-        return cursor.fetchone()[0]
-
-
-def _uncount_attempt(chunk_pk: int) -> None:
+def _uncount(chunk: Chunk) -> None:
     try:
-        Chunk.objects.filter(pk=chunk_pk, attempts__gt=0).update(attempts=F("attempts") - 1)
+        attempts.uncount(chunk)
     except Exception:  # the database itself may be what failed; the attempt then stays counted
-        logger.exception("Could not uncount an attempt of chunk %s", chunk_pk)
+        logger.exception("Could not uncount an attempt of chunk %s", chunk.pk)
 
 
-def _index_chunk(chunk: Chunk, with_done: Callable[[], object] | None) -> bool:
+def _index_chunk(chunk: Chunk, runs: int, with_done: Callable[[], object] | None) -> bool:
     job, job_id = chunk.job, chunk.job_id
     records, errors = parse_chunk(
         storage.read_range(job, chunk.start, chunk.end),
@@ -122,7 +115,7 @@ def _index_chunk(chunk: Chunk, with_done: Callable[[], object] | None) -> bool:
             if job.status != Status.INDEXING:
                 raise _Abandon
             Chunk.objects.filter(pk=chunk.pk).update(
-                done_at=timezone.now(), records=len(records), terms=terms_json, length=length
+                done_at=timezone.now(), records=len(records), terms=terms_json, length=length, attempts=runs
             )
             job.records_indexed += len(records)
             job.chunks_done += 1

@@ -14,7 +14,7 @@ from django.utils import timezone
 from indexing import blobs
 from indexing.broker.monitor import queue_depth
 from indexing.models import FINISHED_STATUSES, Chunk, Document, Job, Record, Source, Status
-from indexing.pipeline import batching, dispatch, notify, storage
+from indexing.pipeline import attempts, batching, dispatch, notify, storage
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def reconcile(now: datetime | None = None) -> dict[str, int]:
     )
     counts["events"] = notify.publish_job_ends(unpublished) if unpublished else 0
     counts["inputs_removed"] = remove_stale_inputs(now)
+    counts["attempt_counts_removed"] = attempts.sweep(now.timestamp())
     if any(counts.values()):
         logger.warning("reconcile re-sent %s", counts)
     return counts
