@@ -300,6 +300,17 @@ def test_reconcile_removes_run_counts_nobody_touched_for_a_day(captured_messages
     assert attempts.count(chunk) == 1
 
 
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3", reason="SQLite's WAL only"
+)
+def test_sqlite_copies_its_wal_back_every_20000_pages_not_every_1000():
+    # SQLite's default made the chunk whose commit crossed each 4 MB mark copy the WAL back
+    # inside the one writer's turn (make bench: sentences.csv 17.44 s -> 15.01 s).
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        assert cursor.fetchone()[0] == 20_000
+
+
 def test_a_run_that_ends_with_an_exception_does_not_count_as_a_crash(
     captured_messages, clean_index, monkeypatch
 ):
