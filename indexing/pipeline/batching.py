@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import orjson
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, OperationalError, connection, transaction
@@ -557,7 +558,10 @@ def _column_value(field, value):
     if value is None:
         return None  # SQL NULL, as Django stores a JSONField's None
     if field.get_internal_type() == "JSONField":
-        return json.dumps(value, cls=field.encoder)
+        try:  # orjson: a batch's chunk rows carry every page's word counts (3% of an archive's worker)
+            return orjson.dumps(value).decode()
+        except TypeError:  # an integer past 64 bits in a submitter's metadata: the standard library's
+            return json.dumps(value, cls=field.encoder)
     return field.get_db_prep_save(value, connection)
 
 
