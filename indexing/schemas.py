@@ -604,6 +604,11 @@ class SearchResults(BaseModel):
         description="False when many records match: `total` is then an estimate, and the hits are "
         "the best of a bounded set of candidates (its rarest words' matches)."
     )
+    ranked: int = Field(
+        description="How many hits the pages reach (an `offset` past it returns none): `total` when "
+        "exact, else the candidates ranked, at most 1,000 — fewer when the query's rarest words "
+        "match fewer records than `total` estimates."
+    )
     corrected_query: str | None = Field(
         description="The query as searched when a word that matches nothing was replaced by a close "
         'word of the live vocabulary: "showing results for …".'
@@ -624,6 +629,7 @@ class SearchResults(BaseModel):
             match=match,
             total=page.total,
             total_exact=page.total_exact,
+            ranked=page.ranked,
             corrected_query=searched.corrected,
             corrections=[CorrectionOut.model_construct(typed=t, to=to) for t, to in searched.corrections],
             completions=searched.completed,

@@ -23,7 +23,6 @@ from indexing.forms import UploadForm
 from indexing.models import Job, Source
 from indexing.pipeline import backpressure
 from indexing.pipeline.status import snapshot
-from indexing.query import CANDIDATES
 from indexing.schemas import Match, SearchResults
 from indexing.search import search as search_records
 
@@ -188,8 +187,7 @@ def search(request: HttpRequest) -> HttpResponse:
     context = {"q": q, "match": match.value, "results": results, "page_number": page_number, "error": error}
     if results:
         # Past an estimated total, only the ranked candidates can be paged through.
-        shown = results["total"] if results["total_exact"] else min(results["total"], CANDIDATES)
-        last_page = (shown + per_page - 1) // per_page
+        last_page = (results["ranked"] + per_page - 1) // per_page
         context.update(
             first_shown=results["offset"] + 1 if results["hits"] else 0,
             last_shown=results["offset"] + len(results["hits"]),

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma: counts as people read them (30,000)
     "django.contrib.postgres",
     "django_celery_results",
     "ninja",  # its templates and static files: /api/docs served locally, not from a CDN

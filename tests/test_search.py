@@ -116,6 +116,23 @@ def test_snippets_escape_the_text_and_mark_the_matches(birds) -> None:
     assert "&amp;" in hit.snippet
 
 
+def test_pages_end_where_the_ranked_candidates_end_not_at_the_estimated_total(
+    captured_messages, clean_index, client
+) -> None:
+    rows = [(str(n), f"Reach {n}", f"the river bends at reach {n}") for n in range(1_100)]
+    index("rivers.jsonl", rows + [("rare", "Mineral", "zanzibarite found by the river")])
+    body = client.get("/api/search", {"q": "zanzibarite river"}).json()
+    # Candidates come from the rarest word (one record); the total estimates every match.
+    assert body["total_exact"] is False and body["total"] > 1_000
+    assert body["ranked"] == 1 and [h["record"]["key"] for h in body["hits"]] == ["rare"]
+    page = client.get("/search/", {"q": "zanzibarite river"}).content.decode()
+    assert "page=2\">Next →</a>" not in page and "1–1 of about 1," in page  # thousands marked
+    past = client.get("/search/", {"q": "zanzibarite river", "page": 2}).content.decode()
+    assert "No more results" in past and "None of these words appear in any record.</p>" not in past
+    common = client.get("/api/search", {"q": "river bends"}).json()
+    assert common["ranked"] == 1_000  # past the cap: the best 1,000 are ranked, and pages reach them
+
+
 def test_the_api_answers_corrections_completions_and_whether_the_total_is_exact(birds, client) -> None:
     body = client.get("/api/search", {"q": "grey sparow"}).json()
     assert body["match"] == "any" and body["total_exact"] is True

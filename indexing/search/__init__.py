@@ -105,6 +105,7 @@ def search(
     if document_id is None:  # one document's records are few: all are ranked, the total exact
         plan = narrow(plan, _counts(found), records=backend.live_records(), bound=CANDIDATES)
     page = backend.search(plan, limit=limit, offset=offset, document_id=document_id)
+    page.ranked = min(page.total, CANDIDATES)  # the backend's total is the candidates it found
     if not page.total_exact and plan.estimate is not None:
         page.total = max(page.total, plan.estimate)
     page.took_ms = round((time.perf_counter() - started) * 1000, 2)

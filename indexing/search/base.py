@@ -98,6 +98,9 @@ class SearchPage:
     # False when many records match and `total` is an estimate: the top hits were ranked from a
     # bounded set of candidates rather than by scoring every match.
     total_exact: bool = True
+    # How many hits offsets can reach: the ranked candidates (set by indexing.search.search). A
+    # sentence whose rarest word matched one record ranks that one, whatever `total` estimates.
+    ranked: int = 0
 
 
 class SearchBackend:
