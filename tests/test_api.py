@@ -83,6 +83,7 @@ def test_interactive_docs_are_served_from_local_files(client):
         ("get", "/api/nowhere", {}, 404, "not_found"),
         ("post", "/api/nowhere", {}, 404, "not_found"),
         ("get", "/api/jobs/abc", {}, 404, "not_found"),
+        ("post", "/api/jobs/%0A%07/retry", {}, 404, "not_found"),
         ("get", "/api/", {}, 404, "not_found"),
         ("post", "/api/schema", {}, 405, "method_not_allowed"),
         ("delete", "/api/jobs", {}, 405, "method_not_allowed"),

@@ -126,7 +126,7 @@ def test_pages_end_where_the_ranked_candidates_end_not_at_the_estimated_total(
     assert body["total_exact"] is False and body["total"] > 1_000
     assert body["ranked"] == 1 and [h["record"]["key"] for h in body["hits"]] == ["rare"]
     page = client.get("/search/", {"q": "zanzibarite river"}).content.decode()
-    assert "page=2\">Next →</a>" not in page and "1–1 of about 1," in page  # thousands marked
+    assert 'page=2">Next →</a>' not in page and "1–1 of about 1," in page  # thousands marked
     past = client.get("/search/", {"q": "zanzibarite river", "page": 2}).content.decode()
     assert "No more results" in past and "None of these words appear in any record.</p>" not in past
     common = client.get("/api/search", {"q": "river bends"}).json()
