@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import sqlite3
 import threading
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 from django.utils import timezone
 
 from indexing import broker, pipeline
@@ -228,6 +229,8 @@ def test_a_chunk_that_keeps_killing_its_worker_fails_the_job_after_the_attempt_l
     assert job.status == Status.FAILED
     assert job.errors[-1]["code"] == "chunk_crashed"
     assert job.errors[-1]["line"] == 12
+    # The row keeps the count that stopped it (on SQLite, from the file beside the database).
+    assert Chunk.objects.get(job=job, number=1).attempts == settings.QUERN_MAX_CHUNK_ATTEMPTS + 1
 
 
 def _hold_a_chunk_transaction(chunk: Chunk):
@@ -282,6 +285,31 @@ def test_a_done_chunk_keeps_the_count_of_its_runs_in_its_row(captured_messages, 
     attempts.count(chunk)  # a run that killed its worker before this one
     assert pipeline.index_chunk(job.pk, 0)
     assert Chunk.objects.get(pk=chunk.pk).attempts == 2
+    # Beside SQLite's database the count is gone once the row holds it; PostgreSQL's is the row's.
+    assert attempts.count(chunk) == (1 if connection.vendor == "sqlite" else 3)
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
+    reason="PostgreSQL counts in the chunk's row",
+)
+def test_a_failing_count_beside_the_database_is_retried_not_a_failed_job(
+    captured_messages, clean_index, monkeypatch
+):
+    job = pipeline.submit(_csv(10), name="birds.csv", options=SubmitOptions(chunk_size=10))
+    pipeline.split(job.pk)
+
+    def full(path):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    attempts._drop()  # the next count opens the file again, and finds the disk full
+    monkeypatch.setattr(attempts, "_open", full)
+    # Django's OperationalError, as the main database's would be: the task retries it.
+    with pytest.raises(OperationalError, match="disk is full"):
+        pipeline.index_chunk(job.pk, 0)
+    assert Job.objects.get(pk=job.pk).status == Status.INDEXING
+    monkeypatch.undo()
+    assert pipeline.index_chunk(job.pk, 0)
 
 
 @pytest.mark.skipif(

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from indexing.formats import parse_chunk
@@ -58,7 +60,8 @@ def index_chunk(job_id: int, number: int, *, with_done: Callable[[], object] | N
                 "line": chunk.first_line,
             },
         )
-        attempts.forget(chunk)
+        Chunk.objects.filter(pk=chunk.pk).update(attempts=Greatest("attempts", Value(runs)))
+        attempts.forget(chunk)  # its row holds the count now
         return False
     try:
         last = _index_chunk(chunk, runs, with_done)
@@ -115,7 +118,12 @@ def _index_chunk(chunk: Chunk, runs: int, with_done: Callable[[], object] | None
             if job.status != Status.INDEXING:
                 raise _Abandon
             Chunk.objects.filter(pk=chunk.pk).update(
-                done_at=timezone.now(), records=len(records), terms=terms_json, length=length, attempts=runs
+                done_at=timezone.now(),
+                records=len(records),
+                terms=terms_json,
+                length=length,
+                # The runs counted beside SQLite's database; never less than a concurrent run's.
+                attempts=Greatest("attempts", Value(runs)),
             )
             job.records_indexed += len(records)
             job.chunks_done += 1
