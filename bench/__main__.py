@@ -479,11 +479,14 @@ def _archive_ratio(a: dict) -> float:
 
 def print_archive(r: dict) -> None:
     a = r["archive"]
-    table(
+    title = (
         f"The {a['members']:,} HTML pages as one .tar.gz ({a['bytes'] / 1e6:.1f} MB), POST to the last "
         f"page's end, vs the floor for their records — {_archive_ratio(a):.2f}x"
-        + (f"; the median of {a['runs']} runs: " + ", ".join(f"{x:.2f}x" for x in a["runs_ratio"]))
-        * ("runs_ratio" in a),
+    )
+    if "runs_ratio" in a:  # results saved before the archive ran --runs times have one run
+        title += f"; the median of {a['runs']} runs: " + ", ".join(f"{x:.2f}x" for x in a["runs_ratio"])
+    table(
+        title,
         ["", "seconds", "records", "rec/s", "jobs"],
         [
             [

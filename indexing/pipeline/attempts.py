@@ -30,7 +30,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from django.db import OperationalError, connection
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 
 from indexing.models import Chunk
 
@@ -68,6 +69,12 @@ def uncount(chunk: Chunk) -> None:
         return
     with _side_write(path) as side:
         side.execute("UPDATE attempts SET runs = runs - 1 WHERE key = ? AND runs > 0", [_key(chunk)])
+
+
+def in_row(runs: int) -> Greatest:
+    """The chunk row's `attempts` once its run ends (done, or past the limit): the runs counted
+    (beside SQLite's database, or in the row itself), never less than a concurrent run's."""
+    return Greatest("attempts", Value(runs))
 
 
 def forget(chunk: Chunk) -> None:

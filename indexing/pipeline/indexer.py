@@ -7,8 +7,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Value
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from indexing.formats import parse_chunk
@@ -60,7 +58,7 @@ def index_chunk(job_id: int, number: int, *, with_done: Callable[[], object] | N
                 "line": chunk.first_line,
             },
         )
-        Chunk.objects.filter(pk=chunk.pk).update(attempts=Greatest("attempts", Value(runs)))
+        Chunk.objects.filter(pk=chunk.pk).update(attempts=attempts.in_row(runs))
         attempts.forget(chunk)  # its row holds the count now
         return False
     try:
@@ -122,8 +120,7 @@ def _index_chunk(chunk: Chunk, runs: int, with_done: Callable[[], object] | None
                 records=len(records),
                 terms=terms_json,
                 length=length,
-                # The runs counted beside SQLite's database; never less than a concurrent run's.
-                attempts=Greatest("attempts", Value(runs)),
+                attempts=attempts.in_row(runs),
             )
             job.records_indexed += len(records)
             job.chunks_done += 1
