@@ -5,7 +5,8 @@
     AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F python submit.py products.csv [--format csv]
         [--idempotency-key KEY] [--timeout 300]
 
-Prints every reply as one JSON line (the accepted job, then the finished job, or an error) and
+Prints every reply as one JSON line (the accepted job and then the finished one, or only the
+finished job when it ended as it was taken, or an error) and
 exits 0 if the job succeeded, 1 if it failed or was cancelled, 2 if Quern refused the message,
 3 if no reply came in time.
 """

@@ -259,7 +259,7 @@ class BatchTrigger(models.Model):
     # next trigger runs QUERN_BATCH_LINGER_MS after it.
     claimed_ns = models.BigIntegerField(default=0)
     # Records the lane's batches wrote since search's pending entries were last merged for them
-    # (pipeline.batching._settle_when_due).
+    # (pipeline.batching.settle_when_due).
     unsettled = models.BigIntegerField(default=0, db_default=0)
 
     def __str__(self) -> str:

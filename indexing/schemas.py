@@ -340,7 +340,8 @@ class SubmitMessage(InlineDocument, SubmitOptions):
             "description": "The body of a message published to the durable queue quern.submit (default "
             "exchange), content_type application/json. Give exactly one of content / content_base64. "
             "Optional AMQP properties: reply_to (a queue that receives the job when accepted and again "
-            "when it ends, or an error) and correlation_id (copied onto every reply). A message over "
+            "when it ends — once, when it ended as it was taken —, or an error) and correlation_id "
+            "(copied onto every reply). A message over "
             "QUERN_MAX_MESSAGE_BYTES or breaking this schema is moved to quern.submit.rejected with "
             "headers x-quern-error and x-quern-error-code.",
         },

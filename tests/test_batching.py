@@ -259,14 +259,14 @@ def test_one_document_s_unexpected_error_fails_it_alone(captured_messages, clean
     from indexing.pipeline import batching
 
     jobs = [small(n) for n in range(3)]
-    real = batching._prepare
+    real = batching.prepare
 
     def breaks_on_the_second(job, data=None):
         if job.pk == jobs[1].pk:
             raise RuntimeError("a parser bug")
         return real(job, data)
 
-    monkeypatch.setattr(batching, "_prepare", breaks_on_the_second)
+    monkeypatch.setattr(batching, "prepare", breaks_on_the_second)
     pipeline.run_batch(jobs[0].pk, pipeline.take_batch(jobs[0].pk))
     statuses = dict(Job.objects.values_list("pk", "status"))
     assert statuses == {jobs[0].pk: Status.SUCCEEDED, jobs[1].pk: Status.FAILED, jobs[2].pk: Status.SUCCEEDED}

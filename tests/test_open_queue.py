@@ -235,8 +235,8 @@ def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and
     captured_messages, clean_index
 ):
     body = json.dumps({"name": "m.md", "content": "# Moa\n\nExtinct.\n", "metadata": {"ticket": 9}}).encode()
-    [reply] = open_queue.take_submissions([(body, "amq.gen-1", "c-1")])
-    job = Job.objects.get(pk=reply["id"])
+    [taken] = open_queue.take_submissions([(body, "amq.gen-1", "c-1")])
+    job = Job.objects.get(pk=taken.job_id)
     assert (job.source, job.format, job.reply_to, job.correlation_id, job.metadata) == (
         "amqp",
         "markdown",
@@ -244,7 +244,10 @@ def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and
         "c-1",
         {"ticket": 9},
     )
-    assert captured_messages == [("quern.split", [job.pk])]
+    # Small: indexed as it was taken, with no task message; live; its one reply is its end's.
+    assert (job.status, job.records_indexed, job.document.live_job_id) == ("succeeded", 1, job.pk)
+    assert taken.reply is None
+    assert captured_messages == []
 
 
 def test_every_way_a_job_ends_owes_one_event_and_reconcile_publishes_it_when_the_first_try_failed(
@@ -351,7 +354,9 @@ def test_node_example_submits_a_csv_hears_accepted_then_succeeded_and_the_record
     )
     path = tmp_path / "birds.csv"
     path.write_bytes(_csv("kakapo"))
-    replies = _run_example(["node", "submit.js"], rabbitmq, path)
+    # An idempotency key takes the queued path (a worker indexes it): accepted, then its end.
+    key = f"birds-{uuid.uuid4().hex}"
+    replies = _run_example(["node", "submit.js"], rabbitmq, path, "--idempotency-key", key)
     assert [r["status"] for r in replies] == ["queued", "succeeded"]
     assert replies[0]["id"] == replies[1]["id"] and replies[1]["progress"]["records_indexed"] == 30
     assert Job.objects.get(pk=replies[0]["id"]).source == "amqp"
@@ -363,7 +368,8 @@ def test_python_pika_example_submits_and_a_failed_job_exits_1(consumer, rabbitmq
     good.write_bytes(_csv("hoki", rows=5))
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     replies = _run_example([sys.executable, "submit.py"], rabbitmq, good, "--format", "csv")
-    assert [r["status"] for r in replies] == ["queued", "succeeded"]
+    # A small document is indexed as the consumer takes it: its one reply is its end.
+    assert [r["status"] for r in replies] == ["succeeded"]
     assert _search(client, "hoki")["total"] == 5
     env = {**os.environ, "AMQP_URL": rabbitmq}
     failed = subprocess.run(

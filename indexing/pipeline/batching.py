@@ -67,6 +67,17 @@ class Prepared:
     terms: dict[str, int]
 
 
+class Unindexable(Exception):
+    """A small document that fails as it is prepared, with no ParseError of its own (no records)."""
+
+    def __init__(self, error: dict[str, str]) -> None:
+        super().__init__(error["message"])
+        self.error = error
+
+    def as_dict(self) -> dict[str, str]:
+        return self.error
+
+
 def lane(job: Job) -> str:
     """Backfills batch among themselves, on their own queue; everything else together."""
     return LANE_BACKFILL if job.source == Source.BACKFILL else LANE_INTERACTIVE
@@ -247,19 +258,19 @@ def run(leader: int, ids: list[int]) -> None:
     held = written = 0  # records prepared and not yet committed; records the groups wrote
     for job in claimed:
         try:
-            prepared = _prepare(job, inline.get(job.file.name))
-        except ParseError as error:
+            prepared = prepare(job, inline.get(job.file.name))
+        except (ParseError, Unindexable) as error:
             fail(job.pk, error.as_dict())
             continue
         except OperationalError:
             raise  # the database, passing: the task retries, and its claim is resumed
         except Exception:  # one document's unexpected error fails that document, not its batch
             logger.exception("Job %s failed while its batch was being prepared", job.pk)
-            fail(job.pk, _internal_error())
+            fail(job.pk, internal_error())
             continue
         if prepared is None:
             alone.append(job.pk)
-        elif isinstance(prepared, Prepared):
+        else:
             ready.append(prepared)
             held += len(prepared.records)
             if held >= settings.QUERN_BATCH_RECORDS:
@@ -267,7 +278,7 @@ def run(leader: int, ids: list[int]) -> None:
                 ready, held = [], 0
     written += _commit_or_part(leader, ready, alone)
     if written:
-        _settle_when_due(lane(claimed[0]), written)
+        settle_when_due(lane(claimed[0]), written)
     for job_id in alone:
         try:
             split_alone(job_id)
@@ -275,7 +286,7 @@ def run(leader: int, ids: list[int]) -> None:
             raise
         except Exception:  # as above: this document fails, the others of the batch go on
             logger.exception("Job %s failed on its own steps after leaving its batch", job_id)
-            fail(job_id, _internal_error())
+            fail(job_id, internal_error())
 
 
 def _commit_or_part(leader: int, ready: list[Prepared], alone: list[int]) -> int:
@@ -293,7 +304,7 @@ def _commit_or_part(leader: int, ready: list[Prepared], alone: list[int]) -> int
         return 0
 
 
-def _settle_when_due(name: str, records: int) -> None:
+def settle_when_due(name: str, records: int, *, more_coming: bool = False) -> None:
     """After a batch's last commit: merge search's pending entries once the lane's batches wrote
     SETTLE_AFTER records since its last merge, as a big version does in finalize, and no small
     document waits in the lane.
@@ -303,15 +314,19 @@ def _settle_when_due(name: str, records: int) -> None:
     so a crowd merges once, at its end, whatever the size of its last batch. The lane's count
     (`BatchTrigger.unsettled`) is only a schedule, outside the batch's transactions: a count lost
     to a crash delays a merge, and meanwhile the database bounds the pending list by itself
-    (gin_pending_list_limit) and search reads it whole, slower but complete.
+    (gin_pending_list_limit) and search reads it whole, slower but complete. `more_coming`: the
+    caller knows its crowd goes on (the open queue's consumer filled its window).
     """
     with connection.cursor() as cursor:
+        # The lane's row may not exist yet: the open queue's straight-through batches send no trigger.
         cursor.execute(
-            "UPDATE indexing_batchtrigger SET unsettled = unsettled + %s WHERE lane = %s RETURNING unsettled",
-            [records, name],
+            "INSERT INTO indexing_batchtrigger (lane, pending, sent_ns, claimed_ns, unsettled)"
+            " VALUES (%s, 0, 0, 0, %s) ON CONFLICT (lane) DO UPDATE"
+            " SET unsettled = indexing_batchtrigger.unsettled + excluded.unsettled RETURNING unsettled",
+            [name, records],
         )
         row = cursor.fetchone()
-    if row is None or row[0] < SETTLE_AFTER:
+    if row[0] < SETTLE_AFTER or more_coming:
         return  # most batches of a crowd, and every lone document: no more to ask
     if Job.objects.filter(_lane_filter(name), small_jobs(), status=Status.QUEUED).exists():
         return  # the crowd goes on: its last batch merges for all
@@ -326,7 +341,7 @@ def _settle_when_due(name: str, records: int) -> None:
         get_backend().settle()
 
 
-def _internal_error() -> dict[str, str]:
+def internal_error() -> dict[str, str]:
     return {
         "code": "internal_error",
         "message": "Quern hit an unexpected error with this document; it has been logged. Nothing "
@@ -360,9 +375,9 @@ def split_alone(job_id: int) -> None:
             finalize(job_id)
 
 
-def _prepare(job: Job, data: bytes | None = None) -> Prepared | bool | None:
+def prepare(job: Job, data: bytes | None = None) -> Prepared | None:
     """Split and parse a small job (its bytes read from storage unless given); None if it must go
-    alone, False if it failed here."""
+    alone. ParseError or Unindexable: it fails, and why."""
     if data is None:
         with default_storage.open(job.file.name, "rb") as stream:
             data = stream.read()
@@ -370,8 +385,7 @@ def _prepare(job: Job, data: bytes | None = None) -> Prepared | bool | None:
         return None  # transcoding keeps its copy in storage: the per-job path does that
     result = split_input(io.BytesIO(data), job, read_records=True)
     if result.units == 0:
-        fail(job.pk, no_records_error(job))
-        return False
+        raise Unindexable(no_records_error(job))
     if len(result.chunks) != 1:
         return None
     chunk = result.chunks[0]
@@ -423,43 +437,10 @@ def _commit(leader: int, ready: list[Prepared]) -> int:
         now = timezone.now()
         for p in batch:
             job = p.job
-            length = lengths.get(job.pk, 0)
-            c = p.chunk
-            chunks.append(
-                Chunk(
-                    job=job,
-                    number=0,
-                    start=c.start,
-                    end=c.end,
-                    first_ordinal=c.first_ordinal,
-                    first_line=c.first_line,
-                    units=c.units,
-                    records=len(p.records),
-                    terms=p.terms,
-                    length=length,
-                    done_at=now,
-                    sent_at=now,
-                )
-            )
-            job.split_info = {"header": p.result.header, "dialect": p.result.dialect, "title": p.result.title}
-            job.records_total, job.records_indexed = p.result.units, len(p.records)
-            job.chunks_total = job.chunks_done = 1
-            job.errors = [e.as_dict() for e in p.errors[:MAX_STORED_ERRORS]]
-            job.error_count = len(p.errors)
-            job.split_finished_at = job.finished_at = job.updated_at = now
+            chunks.append(ended_in_one_chunk(p, lengths.get(job.pk, 0), now))
             if not p.records:
-                job.status = Status.FAILED
-                job.errors.append(
-                    {
-                        "code": "no_valid_records",
-                        "message": f"None of the {job.records_total:,} records could be indexed; "
-                        "the errors above say why.",
-                    }
-                )
-                job.error_count += 1
                 purged.append(job.pk)
             else:
-                job.status = Status.SUCCEEDED
                 document = documents[job.document_id]
                 previous = document.live_job_id
                 if newest[job.document_id] != job.pk or (previous is not None and previous > job.pk):
@@ -471,9 +452,9 @@ def _commit(leader: int, ready: list[Prepared]) -> int:
                         retired.append(previous)
             ended.append(job)
         Chunk.objects.filter(job_id__in=[j.pk for j in ended]).delete()
-        _create_rows(chunks)
+        create_rows(chunks)
         jobs.owe_events(ended)  # sets their flags, saved with the rest of their rows just below
-        _save_rows(
+        save_rows(
             ended,
             [
                 "status",
@@ -490,7 +471,7 @@ def _commit(leader: int, ready: list[Prepared]) -> int:
                 "updated_at",
             ],
         )
-        _save_rows(
+        save_rows(
             [documents[j.document_id] for j in live],
             ["live_job", "format", "encoding", "size", "sha256", "file", "title", "updated_at"],
         )
@@ -499,7 +480,43 @@ def _commit(leader: int, ready: list[Prepared]) -> int:
     return sum(len(p.records) for p in batch)
 
 
-def _save_rows(rows: list, fields: list[str]) -> None:
+def ended_in_one_chunk(p: Prepared, length: int, now) -> Chunk:
+    """Set the fields of a one-chunk job that ends here (succeeded, or failed when none of its
+    records could be indexed), unsaved; its chunk row, done, unsaved too."""
+    job, c = p.job, p.chunk
+    job.split_info = {"header": p.result.header, "dialect": p.result.dialect, "title": p.result.title}
+    job.records_total, job.records_indexed = p.result.units, len(p.records)
+    job.chunks_total = job.chunks_done = 1
+    job.errors = [e.as_dict() for e in p.errors[:MAX_STORED_ERRORS]]
+    job.error_count = len(p.errors)
+    job.split_finished_at = job.finished_at = job.updated_at = now
+    job.status = Status.SUCCEEDED if p.records else Status.FAILED
+    if not p.records:
+        job.errors.append(
+            {
+                "code": "no_valid_records",
+                "message": f"None of the {job.records_total:,} records could be indexed; "
+                "the errors above say why.",
+            }
+        )
+        job.error_count += 1
+    return Chunk(
+        job=job,
+        number=0,
+        start=c.start,
+        end=c.end,
+        first_ordinal=c.first_ordinal,
+        first_line=c.first_line,
+        units=c.units,
+        records=len(p.records),
+        terms=p.terms,
+        length=length,
+        done_at=now,
+        sent_at=now,
+    )
+
+
+def save_rows(rows: list, fields: list[str]) -> None:
     """Save these fields of many model instances in one statement.
 
     Django's bulk_update writes one CASE per field over all rows: 2.4 of a 500-document batch's
@@ -524,9 +541,10 @@ def _save_rows(rows: list, fields: list[str]) -> None:
         cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", params)
 
 
-def _create_rows(rows: list) -> None:
+def create_rows(rows: list, *, with_ids: bool = False) -> None:
     """Insert new model instances (their ids are not read back) in one statement or stream.
     No field's pre_save runs (no auto_now): for rows like Chunk's, built with every value.
+    `with_ids`: their ids were given (allocate_ids), and are written too.
 
     PostgreSQL gets them by COPY: Django 5.2's bulk_create sends each column as one array
     literal, and quoting JSON inside it (psycopg's client-side array dumper, a regex call for
@@ -539,7 +557,7 @@ def _create_rows(rows: list) -> None:
         type(rows[0]).objects.bulk_create(rows)
         return
     meta = rows[0]._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    fields = [f for f in meta.concrete_fields if with_ids or not f.primary_key]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     connection.ensure_connection()
@@ -566,7 +584,7 @@ def _column_value(field, value):
 
 
 def _save_rows_unnest(table: str, columns: list, rows: list) -> None:
-    """_save_rows on PostgreSQL: each column's values as one array, JSON as text cast back."""
+    """save_rows on PostgreSQL: each column's values as one array, JSON as text cast back."""
     quote = connection.ops.quote_name
     selects, arrays = ["unnest(%s::bigint[]) AS id"], [[row.pk for row in rows]]
     for field in columns:

@@ -18,6 +18,7 @@ from indexing.models import Document, Job, Source, Status
 from indexing.pipeline.batching import is_small, lane, lane_trigger, send_split
 from indexing.pipeline.dispatch import send_after_commit
 from indexing.pipeline.storage import StoredFile, store_stream
+from indexing.pipeline.straight_through import Arrived, index_arrived
 from indexing.schemas import SubmitOptions
 
 DEFAULT_OPTIONS = SubmitOptions()
@@ -78,6 +79,8 @@ def submit_many(
     source: str = Source.API,
     gunzip: bool = True,
     archive_id: int | None = None,
+    straight_through: bool = False,
+    more_coming: bool = False,
 ) -> list[Job | QuernError]:
     """Many new documents at once: each stored as it comes (a stream is read before the next),
     their documents and jobs written BULK_WRITE at a time, one batch trigger per lane.
@@ -85,9 +88,14 @@ def submit_many(
     In order, each one's job, or the QuernError that refused it alone (the caller decides whether
     one refusal sinks the rest: roll its transaction back). A document with an idempotency key
     takes the one-at-a-time path, which returns that key's job if it was used.
+
+    `straight_through` (the open queue's batches): the small documents are indexed here, in the
+    caller's transaction, and their jobs come back ended (pipeline.straight_through);
+    `more_coming` says a crowd goes on.
     """
     results: list[Job | QuernError] = []
     unsaved: list[tuple[Document, Job]] = []
+    arrived: list[Arrived] = []
     inline_rows: list[tuple[str, bytes]] = []  # small documents' bytes, written with their rows
     for item in incoming:
         try:
@@ -113,12 +121,15 @@ def submit_many(
             continue
         document = _new_document(stored, name, fields)
         job = Job(size=stored.size, sha256=stored.sha256, file=stored.name, archive_id=archive_id, **fields)
-        unsaved.append((document, job))
         results.append(job)
-        if len(unsaved) >= BULK_WRITE:
-            _create_many(unsaved, inline_rows)
-            unsaved, inline_rows = [], []
-    _create_many(unsaved, inline_rows)
+        if straight_through and is_small(job) and inline_rows and inline_rows[-1][0] == stored.name:
+            arrived.append(Arrived(document, job, inline_rows[-1][1]))
+        else:
+            unsaved.append((document, job))
+        if len(unsaved) + len(arrived) >= BULK_WRITE:
+            _create_many(unsaved, inline_rows, arrived, more_coming=True)
+            unsaved, inline_rows, arrived = [], [], []
+    _create_many(unsaved, inline_rows, arrived, more_coming=more_coming)
     return results
 
 
@@ -164,13 +175,22 @@ def _new_document(stored: StoredFile, name: str, fields: dict[str, Any]) -> Docu
     )
 
 
-def _create_many(unsaved: list[tuple[Document, Job]], inline_rows: list[tuple[str, bytes]]) -> None:
-    """The small documents' bytes, then two bulk INSERTs, then the split messages: each big job's
-    own, one trigger per lane."""
-    if not unsaved and not inline_rows:
+def _create_many(
+    unsaved: list[tuple[Document, Job]],
+    inline_rows: list[tuple[str, bytes]],
+    arrived: list[Arrived] = (),
+    *,
+    more_coming: bool = False,
+) -> None:
+    """The small documents' bytes; the arrived ones indexed straight through; then two bulk
+    INSERTs of the rest, then the split messages: each big job's own, one trigger per lane."""
+    if not unsaved and not inline_rows and not arrived:
         return
     with transaction.atomic():
         blobs.store_inline_many(inline_rows)
+        if arrived:
+            queued = index_arrived(arrived, more_coming=more_coming)
+            unsaved = unsaved + [(item.document, item.job) for item in queued]
         if not unsaved:
             return
         documents = Document.objects.bulk_create([document for document, _ in unsaved])

@@ -27,6 +27,14 @@ def swap(live: list[Job], retired_ids: list[int]) -> None:
         Job.objects.filter(pk__in=[job.pk for job in versions]).update(terms_counted=counted)
 
 
+def count_new(live: list[Job]) -> None:
+    """Versions written live as they were created, their rows flagged terms_counted and their
+    chunk rows written in this transaction: counted as swap counts a version going live. New
+    documents only: no version of theirs is retired."""
+    if live:
+        get_backend().count_terms([job.pk for job in live], [], records=sum(j.records_indexed for j in live))
+
+
 def retire(job_id: int | None) -> None:
     """A live version is going away without a successor (its document is deleted)."""
     if job_id is not None:
