@@ -232,7 +232,7 @@ QUERN_ARCHIVE_MAX_MEMBERS = env_int("QUERN_ARCHIVE_MAX_MEMBERS", 1_000_000)
 QUERN_ARCHIVE_MAX_BYTES = env_int("QUERN_ARCHIVE_MAX_BYTES", 2 * 1024**3)
 QUERN_ARCHIVE_MAX_RATIO = env_int("QUERN_ARCHIVE_MAX_RATIO", 100)
 # The open queue's consumer takes up to this many messages in one transaction (its prefetch).
-QUERN_CONSUMER_BATCH = env_int("QUERN_CONSUMER_BATCH", 100)
+QUERN_CONSUMER_BATCH = env_int("QUERN_CONSUMER_BATCH", 500)
 QUERN_MAX_QUERY_CHARS = env_int("QUERN_MAX_QUERY_CHARS", 1000)  # a longer query: 400 query_too_long
 QUERN_MAX_QUERY_TERMS = env_int("QUERN_MAX_QUERY_TERMS", 64)  # words in a query: 400 past this
 QUERN_MAX_BULK_DOCUMENTS = env_int("QUERN_MAX_BULK_DOCUMENTS", 10_000)  # per JSON Lines request

@@ -34,7 +34,7 @@ from indexing.broker import events
 from indexing.broker.consumer import broker_connection
 from indexing.broker.queues import REJECTED_QUEUE, SUBMIT_QUEUE
 from indexing.formats import FORMATS
-from indexing.models import Document, Job, Status
+from indexing.models import Document, Job, SearchStats, Status
 from indexing.pipeline import notify
 from indexing.schemas import Format
 from tests.conftest import ROOT, _database_url, stop_process_group, wait_for, wait_for_job
@@ -248,6 +248,59 @@ def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and
     assert (job.status, job.records_indexed, job.document.live_job_id) == ("succeeded", 1, job.pk)
     assert taken.reply is None
     assert captured_messages == []
+
+
+def test_an_open_queue_batch_indexes_its_small_documents_as_it_takes_them_and_queues_the_rest(
+    captured_messages, clean_index, client, monkeypatch
+):
+    published: list = []
+    monkeypatch.setattr(notify, "enabled", lambda: True)  # events owed, as on RabbitMQ
+    monkeypatch.setattr(events, "publish", published.extend)
+    bodies = {
+        "notes-1.txt": {"content": "a kokako sang at dawn\n"},
+        "notes-2.md": {"content": "# Kokako\n\nThe blue-wattled crow of the forest.\n"},
+        "photo.csv": {"content": "\x00\x01binary\x02" * 10},  # fails alone, with why
+        "many.csv": {"content": "id,text\n1,kokako one\n2,kokako two\n3,kokako three\n", "chunk_size": 1},
+        "latin.txt": {
+            "content_base64": base64.b64encode("caf\xe9 kokako\n".encode("cp1252")).decode(),
+            "encoding": "cp1252",
+        },
+    }
+    messages = [(json.dumps({"name": name, **body}).encode(), "", "") for name, body in bodies.items()]
+    taken = open_queue.take_submissions(messages)
+    jobs = {job.document.name: job for job in Job.objects.select_related("document")}
+    assert [t.job_id for t in taken] == [jobs[name].pk for name in bodies]
+    # Indexed in the consumer's transaction: ended, live, one reply (the end's).
+    for name in ("notes-1.txt", "notes-2.md"):
+        job = jobs[name]
+        assert (job.status, job.records_indexed, job.document.live_job_id) == ("succeeded", 1, job.pk)
+        assert job.chunks_done == 1 and job.terms_counted
+    failed = jobs["photo.csv"]
+    assert (failed.status, failed.errors[0]["code"]) == ("failed", "binary_content")
+    assert failed.document.live_job_id is None
+    # One event each, published after the commit, and the flags cleared once it was confirmed.
+    assert sorted((key, body["id"]) for _, key, body, _ in published) == sorted(
+        [
+            ("job.succeeded", jobs["notes-1.txt"].pk),
+            ("job.succeeded", jobs["notes-2.md"].pk),
+            ("job.failed", failed.pk),
+        ]
+    )
+    assert not Job.objects.filter(events_pending=True).exists()
+    assert [t.reply for t in taken[:3]] == [None, None, None]
+    # More than one chunk, or another encoding: a queued job for the workers, answered as accepted.
+    for name in ("many.csv", "latin.txt"):
+        assert jobs[name].status == "queued"
+    assert {t.reply["status"] for t in taken[3:]} == {"queued"}
+    # Both small: one trigger for their lane, whose batch claims them both (pipeline.batching).
+    [(task, [trigger])] = captured_messages
+    assert task == "quern.split" and trigger in (jobs["many.csv"].pk, jobs["latin.txt"].pk)
+    # Searchable at once, with search's statistics counted.
+    assert {hit["document"]["name"] for hit in _search(client, "kokako")["hits"]} == {
+        "notes-1.txt",
+        "notes-2.md",
+    }
+    assert SearchStats.objects.get().records == 2
 
 
 def test_every_way_a_job_ends_owes_one_event_and_reconcile_publishes_it_when_the_first_try_failed(

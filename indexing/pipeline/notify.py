@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.db import connection
+
 from indexing import broker, schemas
 from indexing.broker import events
 from indexing.models import Job
@@ -70,5 +72,15 @@ def publish_ended(owed: list[Job]) -> int:
             owed[0].pk,
         )
         return 0
-    Job.objects.filter(pk__in=[job.pk for job in owed]).update(events_pending=False)
+    _clear_flags([job.pk for job in owed])
     return len(owed)
+
+
+def _clear_flags(job_ids: list[int]) -> None:
+    """events_pending cleared on these jobs. PostgreSQL takes the ids as one array: an IN list
+    of a thousand placeholders cost the open queue's consumer more than the UPDATE itself."""
+    if connection.vendor != "postgresql":
+        Job.objects.filter(pk__in=job_ids).update(events_pending=False)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE indexing_job SET events_pending = false WHERE id = ANY(%s)", [job_ids])
