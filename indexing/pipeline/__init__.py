@@ -6,6 +6,7 @@ state change with a row lock and the status it expects, so a second run changes 
     intake      submit, submit_upload (archives too), reindex, retry: new jobs, split after commit
     splitting   split: chunk boundaries stored, one index_chunk sent per chunk
     batching    take_batch, run_batch: small documents split, indexed and made live together
+    straight_through  the open queue's small documents indexed in the consumer's transaction
     unpacking   split_alone: an archive's files stored as documents with jobs of their own
     indexer     index_chunk: one chunk's records replaced and marked done
     jobs        the job's status machine: every status change, on the job's locked row
