@@ -17,6 +17,7 @@ from indexing.broker.consumer import SubmitConsumer, Taken
 from indexing.errors import QuernError
 from indexing.models import FINISHED_STATUSES, Source
 from indexing.pipeline import backpressure
+from indexing.pipeline.straight_through import settle_when_quiet
 from indexing.schemas import parse_submit_message
 
 
@@ -51,7 +52,7 @@ def take_submissions(messages: list[tuple[bytes, str, str]]) -> list[Taken | Que
             # Small documents indexed by the consumer in its transaction: the queued path's three
             # writes of each job, its read back and its trigger were most of a message's cost.
             straight_through=True,
-            more_coming=len(messages) >= settings.QUERN_CONSUMER_BATCH,  # a full window: a crowd
+            more_coming=True,  # search's pending entries merge when the queue goes quiet (below)
         )
     )
     results: list[Taken | QuernError] = []
@@ -59,7 +60,7 @@ def take_submissions(messages: list[tuple[bytes, str, str]]) -> list[Taken | Que
         result = m if isinstance(m, QuernError) else next(jobs)
         if isinstance(result, QuernError):
             results.append(result)
-        elif result.status in FINISHED_STATUSES and not m.idempotency_key:
+        elif result.status in FINISHED_STATUSES and result.events_pending and not m.idempotency_key:
             # Indexed as it was taken (a key's message takes the queued path, and only a key
             # returns an older job): its end reply, owed with its event, is its one reply.
             results.append(Taken(result.pk, None))
@@ -71,4 +72,9 @@ def take_submissions(messages: list[tuple[bytes, str, str]]) -> list[Taken | Que
 def submit_consumer(connection: Connection) -> SubmitConsumer:
     """The consumer `manage.py consume` runs, wired to this edge."""
     # Looked up on each call, so a test can close the gate (monkeypatch accepting_submissions).
-    return SubmitConsumer(connection, take=take_submissions, accepting=lambda: accepting_submissions())
+    return SubmitConsumer(
+        connection,
+        take=take_submissions,
+        accepting=lambda: accepting_submissions(),
+        quiet=settle_when_quiet,
+    )

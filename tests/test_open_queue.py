@@ -23,7 +23,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from indexing import broker as quern_broker
@@ -232,8 +232,9 @@ def test_an_idempotency_key_stands_for_one_document_of_1_to_255_characters(clien
 
 
 def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and_metadata(
-    captured_messages, clean_index
+    captured_messages, clean_index, monkeypatch
 ):
+    monkeypatch.setattr(notify, "enabled", lambda: False)  # no events, as on the filesystem broker
     body = json.dumps({"name": "m.md", "content": "# Moa\n\nExtinct.\n", "metadata": {"ticket": 9}}).encode()
     [taken] = open_queue.take_submissions([(body, "amq.gen-1", "c-1")])
     job = Job.objects.get(pk=taken.job_id)
@@ -244,9 +245,10 @@ def test_a_submit_message_taken_in_process_stores_its_job_with_reply_address_and
         "c-1",
         {"ticket": 9},
     )
-    # Small: indexed as it was taken, with no task message; live; its one reply is its end's.
+    # Small: indexed as it was taken, with no task message; live. With no events, no end reply
+    # is owed: the accepted reply carries the end.
     assert (job.status, job.records_indexed, job.document.live_job_id) == ("succeeded", 1, job.pk)
-    assert taken.reply is None
+    assert taken.reply["status"] == "succeeded"
     assert captured_messages == []
 
 
@@ -724,3 +726,19 @@ def test_an_event_body_with_an_integer_past_64_bits_is_still_json():
     """A submitter's metadata may hold any JSON integer; orjson refuses those past 64 bits."""
     body = {"id": 7, "metadata": {"ticket": 2**70}}
     assert json.loads(events._json(body)) == body
+
+
+def test_a_fault_after_the_commit_acks_the_stored_messages_rather_than_taking_them_twice(
+    broker, in_process_consumer, monkeypatch
+):
+    from indexing.pipeline import dispatch
+
+    def database_gone(messages, countdown=None):  # a commit hook meeting a dropped connection
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(dispatch, "send_now", database_gone)
+    latin = base64.b64encode("caf\xe9 au kea\n".encode("cp1252")).decode()
+    # Another encoding: a queued job, whose trigger is sent by a commit hook.
+    broker.submit({"name": "latin.txt", "content_base64": latin, "encoding": "cp1252"})
+    _run_until_quiet(in_process_consumer)
+    assert _counts(broker) == (0, 0, 1)  # acked once stored: not put back for a second job

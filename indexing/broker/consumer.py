@@ -1,12 +1,14 @@
 """The open queue's consumer: takes submit messages from `quern.submit` in batches.
 
 The broker's side of an edge, as Zulip's queue workers are: this class owns delivery — a
-prefetch window of QUERN_CONSUMER_BATCH messages taken in one transaction (each in a savepoint
-of its own, so a bad one is refused alone), acked after the commit (`multiple` when all were
-taken), pausing while the backpressure hook says no, a passing database error putting the batch
-back, anything else dead-lettered — and the edge it is given (indexing/consumers.py)
-owns what a message means: `take(body, reply_to, correlation_id)` validates it, stores its
-document and job in the open transaction, and returns the accepted reply. A message Quern will
+prefetch window of QUERN_CONSUMER_BATCH messages taken in one transaction (again one by one,
+each in a savepoint of its own, if that fails on something unexpected, so a bad one is refused
+alone), acked after the commit (`multiple` when all were taken), pausing while the backpressure
+hook says no, a passing database error before the commit putting the batch back (after it, the
+batch is stored: acked), anything else dead-lettered — and the edge it is given
+(indexing/consumers.py) owns what a message means: `take` validates a batch's messages, writes
+them in the open transaction (a small document indexed there and then), and returns for each its
+job and accepted reply (`Taken`). A message Quern will
 not take is copied to `quern.submit.rejected` with the reason in its headers, answered with an
 error, and acked: it is neither lost nor retried forever. A consumer killed before the ack
 leaves the message on the broker, which delivers it again.
@@ -63,10 +65,19 @@ def broker_connection() -> Connection:
 class SubmitConsumer(ConsumerProducerMixin):
     """Consumes quern.submit in batches; publishes rejects and replies on its own connection."""
 
-    def __init__(self, connection: Connection, *, take: Take, accepting: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        take: Take,
+        accepting: Callable[[], bool],
+        quiet: Callable[[], None] = lambda: None,
+    ) -> None:
         self.connection = connection
         self.take = take
         self.accepting = accepting  # the backpressure hook, asked before each batch and each second
+        self.quiet = quiet  # called once the messages stop, after the batches taken since it last ran
+        self.taken_since_quiet = False
         self.consumers: list[Any] = []
         self.paused = False
         self.window = settings.QUERN_CONSUMER_BATCH
@@ -94,6 +105,13 @@ class SubmitConsumer(ConsumerProducerMixin):
         now = time.monotonic()
         if self.pending and (len(self.pending) >= self.window or now - self.last_message >= QUIET):
             self._take_batch()
+        elif self.taken_since_quiet and not self.pending and now - self.last_message >= QUIET:
+            self.taken_since_quiet = False
+            try:
+                self.quiet()
+            except PASSING:  # only a schedule: the next quiet moment, or the database, does it
+                logger.warning("The quiet hook met a passing fault", exc_info=True)
+                close_old_connections()
         if now - self.gate_checked >= GATE_EVERY:
             # At least once a second: re-checks the gate, and keeps the publishing connection's
             # heartbeats going (kombu only checks the consuming one).
@@ -139,8 +157,12 @@ class SubmitConsumer(ConsumerProducerMixin):
         close_old_connections()  # a long-lived process: drop database connections past their age
         taken: list[tuple[Any, Taken]] = []
         refused: list[tuple[Any, QuernError]] = []
+        committed: list[bool] = []
         try:
             with transaction.atomic():
+                # First of the commit's hooks: past this the batch is stored, and a fault that
+                # follows (in a later hook) must not put its messages back for second jobs.
+                transaction.on_commit(lambda: committed.append(True))
                 # Registered before the messages register their splits' sends: the accepted replies
                 # leave before a job can start, so each comes before its end reply (it reads
                 # `taken` at the commit). robust: a reply that cannot be sent is logged, and the
@@ -148,12 +170,23 @@ class SubmitConsumer(ConsumerProducerMixin):
                 transaction.on_commit(lambda: self._reply_taken(taken), robust=True)
                 self._take_all(batch, taken, refused)
         except PASSING:
+            if committed:
+                logger.exception("A fault after %s submit messages were stored; they are acked", len(batch))
+                self._ack_taken(taken, refused)
+                return
             logger.exception("A passing fault while taking %s submit messages; they go back", len(batch))
             close_old_connections()
             time.sleep(TRANSIENT_RETRY_DELAY)
             for message in batch:
                 message.requeue()
             return
+        self._ack_taken(taken, refused)
+        self.taken_since_quiet = True
+        if taken:  # one line a batch: one a message cost the consumer a tenth of its time in a crowd
+            job_ids = [result.job_id for _, result in taken]
+            logger.info("Took %s submit message(s) as jobs %s to %s", len(taken), min(job_ids), max(job_ids))
+
+    def _ack_taken(self, taken: list, refused: list) -> None:
         # The taken first (only now: their jobs are committed, answered, splits sent), so a reject
         # whose publish fails cannot bring a committed message back for a second job.
         if taken and not refused:
@@ -163,9 +196,6 @@ class SubmitConsumer(ConsumerProducerMixin):
                 message.ack()
         for message, error in refused:
             self._reject(message, error)
-        if taken:  # one line a batch: one a message cost the consumer a tenth of its time in a crowd
-            job_ids = [result.job_id for _, result in taken]
-            logger.info("Took %s submit message(s) as jobs %s to %s", len(taken), min(job_ids), max(job_ids))
 
     def _take_all(self, batch: list, taken: list, refused: list) -> None:
         """The batch's documents written together (in a savepoint); if that trips on something

@@ -71,7 +71,9 @@ def owe_events(ended: list[Job]) -> None:
         return
     for job in ended:
         job.events_pending = True
-    transaction.on_commit(lambda: notify.publish_ended(ended))
+    # robust: the ends are committed whatever happens here; a hook that raised would stop the
+    # commit's later hooks (task sends) and reach the committer, whose batch is not to be redone.
+    transaction.on_commit(lambda: notify.publish_ended(ended), robust=True)
 
 
 def _owe_event(job: Job) -> None:
@@ -86,4 +88,4 @@ def _owe_event(job: Job) -> None:
     job.events_pending = True  # also on the instance: a later job.save() by the caller keeps it
     Job.objects.filter(pk=job.pk).update(events_pending=True)
     job_id = job.pk
-    transaction.on_commit(lambda: notify.publish_job_end(job_id))
+    transaction.on_commit(lambda: notify.publish_job_end(job_id), robust=True)  # as in owe_events

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from indexing import broker, schemas
 from indexing.broker import events
@@ -72,7 +72,11 @@ def publish_ended(owed: list[Job]) -> int:
             owed[0].pk,
         )
         return 0
-    _clear_flags([job.pk for job in owed])
+    try:
+        _clear_flags([job.pk for job in owed])
+    except DatabaseError:
+        # Published, but the flags stay: reconcile publishes again, with the same event ids.
+        logger.exception("Published the end of %s job(s) but could not clear their flags", len(owed))
     return len(owed)
 
 

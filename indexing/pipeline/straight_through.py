@@ -156,3 +156,9 @@ def _allocate_ids(model, count: int) -> list[int]:
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def settle_when_quiet() -> None:
+    """The open queue went quiet: merge search's pending entries if its batches wrote enough since
+    the last merge (batching.settle_when_due), which they leave to this while a crowd goes on."""
+    settle_when_due(LANE_INTERACTIVE, 0)
