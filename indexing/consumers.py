@@ -51,8 +51,7 @@ def take_submissions(messages: list[tuple[bytes, str, str]]) -> list[Taken | Que
             source=Source.AMQP,
             # Small documents indexed by the consumer in its transaction: the queued path's three
             # writes of each job, its read back and its trigger were most of a message's cost.
-            straight_through=True,
-            more_coming=True,  # search's pending entries merge when the queue goes quiet (below)
+            straight_through=True,  # search's pending entries merge when the queue goes quiet (below)
         )
     )
     results: list[Taken | QuernError] = []

@@ -304,7 +304,7 @@ def _commit_or_part(leader: int, ready: list[Prepared], alone: list[int]) -> int
         return 0
 
 
-def settle_when_due(name: str, records: int, *, more_coming: bool = False) -> None:
+def settle_when_due(name: str, records: int, *, count_only: bool = False) -> None:
     """After a batch's last commit: merge search's pending entries once the lane's batches wrote
     SETTLE_AFTER records since its last merge, as a big version does in finalize, and no small
     document waits in the lane.
@@ -314,8 +314,8 @@ def settle_when_due(name: str, records: int, *, more_coming: bool = False) -> No
     so a crowd merges once, at its end, whatever the size of its last batch. The lane's count
     (`BatchTrigger.unsettled`) is only a schedule, outside the batch's transactions: a count lost
     to a crash delays a merge, and meanwhile the database bounds the pending list by itself
-    (gin_pending_list_limit) and search reads it whole, slower but complete. `more_coming`: the
-    caller knows its crowd goes on (the open queue's consumer filled its window).
+    (gin_pending_list_limit) and search reads it whole, slower but complete. `count_only`: the
+    caller merges later (the open queue's consumer, when its queue goes quiet).
     """
     with connection.cursor() as cursor:
         # The lane's row may not exist yet: the open queue's straight-through batches send no trigger.
@@ -326,7 +326,7 @@ def settle_when_due(name: str, records: int, *, more_coming: bool = False) -> No
             [name, records],
         )
         row = cursor.fetchone()
-    if row[0] < SETTLE_AFTER or more_coming:
+    if row[0] < SETTLE_AFTER or count_only:
         return  # most batches of a crowd, and every lone document: no more to ask
     if Job.objects.filter(_lane_filter(name), small_jobs(), status=Status.QUEUED).exists():
         return  # the crowd goes on: its last batch merges for all
@@ -544,7 +544,7 @@ def save_rows(rows: list, fields: list[str]) -> None:
 def create_rows(rows: list, *, with_ids: bool = False) -> None:
     """Insert new model instances (their ids are not read back) in one statement or stream.
     No field's pre_save runs (no auto_now): for rows like Chunk's, built with every value.
-    `with_ids`: their ids were given (allocate_ids), and are written too.
+    `with_ids`: their ids were given (taken from the tables' sequences), and are written too.
 
     PostgreSQL gets them by COPY: Django 5.2's bulk_create sends each column as one array
     literal, and quoting JSON inside it (psycopg's client-side array dumper, a regex call for

@@ -80,7 +80,6 @@ def submit_many(
     gunzip: bool = True,
     archive_id: int | None = None,
     straight_through: bool = False,
-    more_coming: bool = False,
 ) -> list[Job | QuernError]:
     """Many new documents at once: each stored as it comes (a stream is read before the next),
     their documents and jobs written BULK_WRITE at a time, one batch trigger per lane.
@@ -90,8 +89,7 @@ def submit_many(
     takes the one-at-a-time path, which returns that key's job if it was used.
 
     `straight_through` (the open queue's batches): the small documents are indexed here, in the
-    caller's transaction, and their jobs come back ended (pipeline.straight_through);
-    `more_coming` says a crowd goes on.
+    caller's transaction, and their jobs come back ended (pipeline.straight_through).
     """
     results: list[Job | QuernError] = []
     unsaved: list[tuple[Document, Job]] = []
@@ -131,7 +129,7 @@ def submit_many(
             # counted once a transaction, as two counts in one could wait on a finalize in a cycle.
             _create_many(unsaved, inline_rows)
             unsaved, inline_rows = [], []
-    _create_many(unsaved, inline_rows, arrived, more_coming=more_coming)
+    _create_many(unsaved, inline_rows, arrived)
     return results
 
 
@@ -180,9 +178,7 @@ def _new_document(stored: StoredFile, name: str, fields: dict[str, Any]) -> Docu
 def _create_many(
     unsaved: list[tuple[Document, Job]],
     inline_rows: list[tuple[str, bytes]],
-    arrived: list[Arrived] = (),
-    *,
-    more_coming: bool = False,
+    arrived: list[Arrived] | None = None,
 ) -> None:
     """The small documents' bytes; the arrived ones indexed straight through; then two bulk
     INSERTs of the rest, then the split messages: each big job's own, one trigger per lane."""
@@ -191,7 +187,7 @@ def _create_many(
     with transaction.atomic():
         blobs.store_inline_many(inline_rows)
         if arrived:
-            queued = index_arrived(arrived, more_coming=more_coming)
+            queued = index_arrived(arrived)
             unsaved = unsaved + [(item.document, item.job) for item in queued]
         if not unsaved:
             return

@@ -51,10 +51,10 @@ class Arrived:
     data: bytes
 
 
-def index_arrived(arrived: list[Arrived], *, more_coming: bool = False) -> list[Arrived]:
+def index_arrived(arrived: list[Arrived]) -> list[Arrived]:
     """Index these documents in the open transaction, each ended on its own job; those that must
-    take the queued path instead are returned, unsaved. `more_coming`: a crowd, whose last
-    batch merges search's pending entries (batching.settle_when_due).
+    take the queued path instead are returned, unsaved. Search's pending entries are only counted
+    here: the consumer merges them when its queue goes quiet (settle_when_quiet).
 
     A database error sinks the whole batch (its caller's savepoint): the open queue's consumer
     then takes its messages one by one, and only the culprit is refused."""
@@ -81,7 +81,7 @@ def index_arrived(arrived: list[Arrived], *, more_coming: bool = False) -> list[
             written = _write(ready, failed)
         if written:
             transaction.on_commit(
-                lambda: settle_when_due(LANE_INTERACTIVE, written, more_coming=more_coming), robust=True
+                lambda: settle_when_due(LANE_INTERACTIVE, written, count_only=True), robust=True
             )
     return queued
 
@@ -139,10 +139,10 @@ def _insert(documents: list[Document], ended: list[Job], live: list[Job]) -> Non
     save_rows(live_documents, ["live_job"])
 
 
-def _point_at_documents(jobs: list[Job]) -> None:
+def _point_at_documents(ended: list[Job]) -> None:
     """Each job's document id, now that its document has one. Assigned through the relation:
     setting document_id alone would drop the cached document, and reading it again would query."""
-    for job in jobs:
+    for job in ended:
         document = job.document
         job.document = document
 
