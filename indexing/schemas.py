@@ -193,7 +193,41 @@ class SubmitOptions(BaseModel):
     def _metadata(cls, value: Any) -> dict[str, Any] | None:
         if value is not None and not isinstance(value, dict):
             raise _refuse("bad_metadata", "metadata must be a JSON object.")
+        if value is not None and not _storable_json(value):
+            raise _refuse(
+                "bad_metadata",
+                "metadata must not hold a NUL character (\\u0000) or an unpaired surrogate "
+                "(\\ud800-\\udfff) in its keys or strings: the database cannot store them.",
+            )
         return value
+
+
+def _storable_json(value: Any) -> bool:
+    """No key or string of a JSON value holds what PostgreSQL's jsonb refuses: NUL, or a lone
+    surrogate (a JSON escape \\ud800-\\udfff that no pair completed). Walked with a stack, not
+    recursion: a submitter's metadata may nest deeper than Python's recursion limit allows."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and ("\x00" in item or not _utf8(item)):
+            return False
+    return True
+
+
+def _utf8(text: str) -> bool:
+    """Encodable as UTF-8: no lone surrogate (the encoder, in C, finds one; ASCII needs no look)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ApiSubmitOptions(SubmitOptions):

@@ -253,6 +253,14 @@ def test_json_content_with_an_unpaired_surrogate_is_a_400_not_a_500(client):
     assert response.json()["error"]["code"] == "bad_content"
 
 
+@pytest.mark.parametrize("metadata", ['{"a\\u0000": 1}', '{"k": ["x\\ud9f4"]}'])
+def test_metadata_the_database_cannot_store_is_a_400_and_stores_nothing(client, captured_messages, metadata):
+    body = '{"name": "m.txt", "content": "x", "metadata": ' + metadata + "}"
+    response = client.post("/api/documents", data=body, content_type="application/json")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_metadata")
+    assert Job.objects.count() == 0
+
+
 def test_blank_query_values_mean_the_defaults(client):
     listing = client.get("/api/jobs", {"status": "", "limit": "", "offset": ""})
     assert listing.status_code == 200
