@@ -93,6 +93,11 @@ def checked_idempotency_key(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_KEY:
         raise _refuse("bad_idempotency_key", f"idempotency_key must be 1 to {MAX_KEY} characters of text.")
+    if "\x00" in value or not _utf8(value):  # the database cannot store (nor look up) either
+        raise _refuse(
+            "bad_idempotency_key",
+            "idempotency_key must not hold a NUL character or an unpaired surrogate.",
+        )
     return value
 
 

@@ -261,6 +261,14 @@ def test_metadata_the_database_cannot_store_is_a_400_and_stores_nothing(client, 
     assert Job.objects.count() == 0
 
 
+@pytest.mark.parametrize("key", ['"k\\u0000"', '"k\\udb00"'])
+def test_an_idempotency_key_the_database_cannot_store_is_a_400(client, captured_messages, key):
+    body = '{"name": "k.txt", "content": "x", "idempotency_key": ' + key + "}"
+    response = client.post("/api/documents", data=body, content_type="application/json")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_idempotency_key")
+    assert Job.objects.count() == 0
+
+
 def test_blank_query_values_mean_the_defaults(client):
     listing = client.get("/api/jobs", {"status": "", "limit": "", "offset": ""})
     assert listing.status_code == 200

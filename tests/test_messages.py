@@ -76,6 +76,8 @@ def test_base64_content_is_decoded_to_bytes_and_null_content_counts_as_absent():
         (b'{"name": "' + b"n" * 256 + b'", "content": "x"}', "bad_name"),
         (b'{"name": "a\\u0000.txt", "content": "x"}', "bad_name"),
         (b'{"name": "a.txt", "content": "x", "idempotency_key": ""}', "bad_idempotency_key"),
+        (b'{"name": "a.txt", "content": "x", "idempotency_key": "k\\u0000"}', "bad_idempotency_key"),
+        (b'{"name": "a.txt", "content": "x", "idempotency_key": "k\\udb00"}', "bad_idempotency_key"),
         (b'{"name": "a.txt", "content": "x", "metadata": [1]}', "bad_metadata"),
         # What PostgreSQL's jsonb cannot store, in a key or deep in a value (found by the fuzzer: a 500)
         (b'{"name": "a.txt", "content": "x", "metadata": {"a\\u0000": 1}}', "bad_metadata"),
