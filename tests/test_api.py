@@ -253,19 +253,21 @@ def test_json_content_with_an_unpaired_surrogate_is_a_400_not_a_500(client):
     assert response.json()["error"]["code"] == "bad_content"
 
 
-@pytest.mark.parametrize("metadata", ['{"a\\u0000": 1}', '{"k": ["x\\ud9f4"]}'])
-def test_metadata_the_database_cannot_store_is_a_400_and_stores_nothing(client, captured_messages, metadata):
-    body = '{"name": "m.txt", "content": "x", "metadata": ' + metadata + "}"
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("metadata", '{"a\\u0000": 1}', "bad_metadata"),
+        ("metadata", '{"k": ["x\\ud9f4"]}', "bad_metadata"),
+        ("idempotency_key", '"k\\u0000"', "bad_idempotency_key"),
+        ("idempotency_key", '"k\\udb00"', "bad_idempotency_key"),
+    ],
+)
+def test_text_the_database_cannot_store_is_a_400_and_stores_nothing(
+    client, captured_messages, field, value, code
+):
+    body = '{"name": "m.txt", "content": "x", "' + field + '": ' + value + "}"
     response = client.post("/api/documents", data=body, content_type="application/json")
-    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_metadata")
-    assert Job.objects.count() == 0
-
-
-@pytest.mark.parametrize("key", ['"k\\u0000"', '"k\\udb00"'])
-def test_an_idempotency_key_the_database_cannot_store_is_a_400(client, captured_messages, key):
-    body = '{"name": "k.txt", "content": "x", "idempotency_key": ' + key + "}"
-    response = client.post("/api/documents", data=body, content_type="application/json")
-    assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_idempotency_key")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, code)
     assert Job.objects.count() == 0
 
 
