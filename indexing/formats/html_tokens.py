@@ -11,7 +11,13 @@ their events need none of that. `FastHTMLParser.goahead` is the standard library
   names its tags in `ATTRIBUTE_TAGS`, and those go through the standard parse, as does every
   tag the plain patterns do not match;
 - the line and column (`getpos`) are counted only when asked for, or before a standard
-  method runs (they may move or read them).
+  method runs (they may move or read them);
+- while a subclass holds a `sink` (a list), a run of text and plain tags whose handlers would
+  only gather text is read at once, by regular expressions, with no handler call: its text goes
+  into the sink, and each tag that separates words leaves a space in its place (one, where the
+  handlers would leave one or two: the gathered text's whitespace is collapsed). A run ends at a
+  tag in `SINK_HANDLED`, whose handlers move or drop the sink, or at any token the plain patterns
+  do not match.
 
 The patterns match only what the standard parse reads the same way (the same tag name, the
 same end), so the events, their order and their positions are those of HTMLParser; a test
@@ -61,12 +67,74 @@ _INCOMPLETE = re.compile("&[a-zA-Z#]")
 _STARTTAGOPEN = re.compile("<[a-zA-Z]")
 
 
+def _any_of_names(names: frozenset[str]) -> str:
+    """A pattern for a whole tag name among `names`, in any letter case, shaped as a tree of
+    their letters: the engine tries one branch per letter, not every name in turn at every tag
+    (over the corpus pages: finding runs 1.02 -> 0.85 s, their joining tags 0.87 -> 0.75 s). Cases are
+    spelled out, ASCII only: `(?i)` would also take the Kelvin sign for a k."""
+
+    def tree(suffixes: list[str]) -> str:
+        branches: dict[str, list[str]] = {}
+        for suffix in suffixes:
+            if suffix:
+                branches.setdefault(suffix[0], []).append(suffix[1:])
+        alternatives = [_either_case(c) + tree(rest) for c, rest in sorted(branches.items())]
+        if not alternatives:
+            return ""
+        pattern = f"(?:{'|'.join(alternatives)})"
+        return f"{pattern}?" if "" in suffixes else pattern
+
+    return rf"{tree(sorted(names))}(?![a-zA-Z0-9])"
+
+
+def _either_case(c: str) -> str:
+    return f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c)
+
+
+def _sink_run(handled: frozenset[str]):
+    """A run of text and plain tags, none named in `handled`: (text, tag)+, possessive."""
+    other = rf"(?!{_any_of_names(handled)})" if handled else ""
+    start = rf"<{other}[a-zA-Z][a-zA-Z0-9]*(?:{_ATTRIBUTE})*{_WS}*/?>"
+    end = rf"</{other}[a-zA-Z][a-zA-Z0-9]*{_WS}*>"
+    return re.compile(rf"(?:[^<]*+(?:{start}|{end}))++").match
+
+
+def _joining_tag(joining: frozenset[str]):
+    # Inside a run, `<` only starts a plain tag and its first `>` ends it (text has no `<`, a
+    # plain tag's quoted values neither `<` nor `>`).
+    return re.compile(rf"</?{_any_of_names(joining)}[^>]*>" if joining else "(?!)").sub
+
+
+_ANY_TAG_IN_RUN = re.compile("<[^>]*>").sub
+
+
+def _gathered(run: str, joining_tag) -> str:
+    """A run's text as the handlers gather it: each text unescaped, a space for a tag that
+    separates words. A joining tag leaves a NUL (no document holds one: the sources refuse it)
+    until the text is unescaped, so the texts on either side of it are unescaped apart, as
+    HTMLParser reports them: html.unescape reads no entity across a NUL but stops at it."""
+    text = _ANY_TAG_IN_RUN(" ", joining_tag("\0", run))
+    if "&" in text:
+        text = unescape(text)
+    return text.replace("\0", "") if "\0" in text else text
+
+
 class FastHTMLParser(HTMLParser):
     """HTMLParser (convert_charrefs=True), reporting plain tags without their attributes."""
 
     # Tags whose handlers read their attributes or get_starttag_text(), and the tags whose
     # content the standard parse reads as raw text: these always take the standard path.
     ATTRIBUTE_TAGS: frozenset[str] = frozenset()
+    # With a sink: the tags whose handlers still run (they change what is gathered, or where),
+    # and the tags that do not separate words (no space in the sink).
+    SINK_HANDLED: frozenset[str] = frozenset()
+    SINK_JOINING: frozenset[str] = frozenset()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        handled = cls.SINK_HANDLED | cls.ATTRIBUTE_TAGS | frozenset(cls.CDATA_CONTENT_ELEMENTS)
+        cls._sink_run = staticmethod(_sink_run(handled))
+        cls._joining_tag = staticmethod(_joining_tag(cls.SINK_JOINING))
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -75,6 +143,8 @@ class FastHTMLParser(HTMLParser):
         super().reset()
         self._synced = 0  # the index of rawdata that lineno and offset describe
         self._at = 0  # the index of rawdata where the event being handled starts
+        # Where text goes without a handler call, while the handlers would only gather it there.
+        self.sink: list[str] | None = None
 
     def getpos(self) -> tuple[int, int]:
         self._sync(self._at)
@@ -99,19 +169,26 @@ class FastHTMLParser(HTMLParser):
         n = len(rawdata)
         startswith = rawdata.startswith
         standard = self.ATTRIBUTE_TAGS | set(self.CDATA_CONTENT_ELEMENTS)
+        sink_run, joining_tag = self._sink_run, self._joining_tag
         text_and_plain_tag = _TEXT_AND_PLAIN_TAG.match
         find = rawdata.find
         while i < n:
             if not self.cdata_elem:
                 # The fast path: text and a plain tag, the same events as the steps below.
-                while match := text_and_plain_tag(rawdata, i):
-                    name, close, end_name = match[2], match[3], match[4]
+                while True:
+                    if self.sink is not None and (run := sink_run(rawdata, i)):
+                        self.sink.append(_gathered(run[0], joining_tag))
+                        i = run.end()
+                    match = text_and_plain_tag(rawdata, i)
+                    if not match:
+                        break
+                    text, name, close, end_name = match.groups()
                     tag = (name or end_name).lower()
                     if tag in standard:
                         break  # the steps below read it (its text with it)
-                    if match.end(1) > i:
+                    if text:
                         self._at = i
-                        self.handle_data(unescape(match[1]))
+                        self.handle_data(unescape(text))
                         i = match.end(1)
                     self._at = i
                     if end_name is not None:

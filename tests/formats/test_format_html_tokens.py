@@ -5,6 +5,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -155,3 +156,126 @@ def test_the_fast_path_runs_on_the_python_it_was_copied_from():
 def test_positions_stay_right_after_a_refused_marked_section_on_a_later_line():
     for pieces in (["ab\ncd<![ [x"], ["<p>\nx<![ [", "y"]):
         assert _events(_Fast, pieces) == _events(_Standard, pieces)
+
+
+class _Gathering(FastHTMLParser):
+    """Gathers visible text as indexing.formats.html does: `<h2>` … `</h2>` and scripts are not
+    gathered, inline tags join words, other tags separate them; with the sink, or without."""
+
+    ATTRIBUTE_TAGS = frozenset({"body"})
+    SINK_HANDLED = frozenset({"h2", "script", "style"})
+    SINK_JOINING = frozenset({"a", "b", "span"})
+
+    def __init__(self, *, sink: bool) -> None:
+        self.use_sink = sink
+        super().__init__()
+        self.text: list[str] = []
+        self.hidden = 0
+        self.aim()
+
+    def aim(self) -> None:
+        self.sink = self.text if self.use_sink and not self.hidden else None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SINK_HANDLED:
+            self.hidden += 1
+        elif tag not in self.SINK_JOINING:
+            self.text.append(" ")
+        self.aim()
+
+    def handle_endtag(self, tag):
+        if tag in self.SINK_HANDLED:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag not in self.SINK_JOINING:
+            self.text.append(" ")
+        self.aim()
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.text.append(data)
+
+
+def _gathered_words(pieces: list[str], *, sink: bool) -> list[str] | str:
+    parser = _Gathering(sink=sink)
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+        parser.close()
+    except AssertionError as error:  # Python 3.11's own, on `<![x[`
+        return f"refused: {error}"
+    return "".join(parser.text).split()
+
+
+_TEXT_AROUND_TAGS = st.sampled_from(
+    [
+        "&am",  # an entity cut by a tag: read apart, as HTMLParser reports the texts
+        "p;",
+        "&amp",
+        "&amp;",
+        "&#23",
+        "3;",
+        "&#x4",
+        "1;",
+        "&nbsp",
+        "&notin;",
+        "&",
+        "x",
+        "word",
+        " ",
+        "é",
+        "<b>",
+        "</b>",
+        "<B class=x>",
+        '<a href="/x?a=1&amp;b=2">',
+        "</a>",
+        "<span>",
+        "<spanx>",
+        "</SPAN>",
+        "<p>",
+        "</p>",
+        "<br/>",
+        "<div id=d >",
+        "<h2>",
+        "</h2>",
+        "<H2 id=x>",
+        "<h2x>",
+        "<script>",
+        "</script>",
+        "<body>",
+        "<!-- c -->",
+        "<![CDATA[x]]>",
+        "<",
+        ">",
+        "\n",
+    ]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_TEXT_AROUND_TAGS, max_size=40), st.lists(st.integers(0, 400), max_size=6))
+def test_text_gathered_through_the_sink_has_the_words_the_handlers_gather(markup, cuts):
+    text = "".join(markup)
+    bounds = sorted({min(cut, len(text)) for cut in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
+    assert _gathered_words(pieces, sink=True) == _gathered_words(pieces, sink=False)
+
+
+@pytest.mark.parametrize(
+    ("markup", "words"),
+    [
+        ("<p>&am<b>p;</b> &amp<span>x</span>", ["&amp;", "&x"]),  # each text unescaped alone
+        ("<p>&#23<a href=x>3;</a>&nbsp<b>;</b>", ["3;", ";"]),  # &#23 is no character; &nbsp one
+        ("<p>one<br/>two<b>three</b><SPAN>four</SPAN></p>", ["one", "twothreefour"]),
+        ("<p>seen<h2>hidden</h2>seen<h2x>again", ["seenseen", "again"]),
+    ],
+)
+def test_the_sink_reads_entities_and_tags_as_the_handlers_do(markup, words):
+    assert _gathered_words([markup], sink=True) == _gathered_words([markup], sink=False) == words
+
+
+def test_a_real_page_gathers_the_same_words_through_the_sink():
+    text = (FIXTURES / "page.html").read_text(encoding="utf-8")
+    for size in (len(text), 4096, 7):
+        pieces = [text[at : at + size] for at in range(0, len(text), size)]
+        words = _gathered_words(pieces, sink=True)
+        assert words == _gathered_words(pieces, sink=False) and len(words) > 10
