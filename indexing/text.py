@@ -18,6 +18,14 @@ WORD = re.compile(r"[^\W_]+")
 # WORD on lowercased ASCII text, where it cuts the same words: about a fifth faster on a chunk's
 # records (5,000 sentences: 24.5 against 31.7 ms), and most records are ASCII.
 ASCII_WORD = re.compile(r"[a-z0-9]+")
+# The same cut made by str.translate and str.split, both in C with no match objects: what is not
+# a lowercase letter or a digit becomes a space. 5,000 sentences: words cut in 11.2 against
+# 15.8 ms, the chunk's vocabulary counted in about 17 against 21 ms. Every ASCII character is in
+# the table (a letter as itself): CPython's fast path for ASCII text caches only the characters it
+# finds there, and went slower with the letters left out.
+_ASCII_SEPARATORS = str.maketrans(
+    {c: c if c.isdigit() or "a" <= c <= "z" else " " for c in map(chr, range(128))}
+)
 
 # PostgreSQL's own `english` stop list (tsearch_data/english.stop), used on both databases so a
 # word that PostgreSQL drops is dropped on SQLite too: stop words alone never make a hit.
@@ -43,7 +51,7 @@ def words(text: str) -> list[str]:
 
 
 def _lowered_words(lowered: str) -> list[str]:
-    return ASCII_WORD.findall(lowered) if lowered.isascii() else WORD.findall(lowered)
+    return lowered.translate(_ASCII_SEPARATORS).split() if lowered.isascii() else WORD.findall(lowered)
 
 
 def fold_accents(word: str) -> str:

@@ -26,7 +26,14 @@ from indexing.query import (
     plan_to_fts5,
     words_to_check,
 )
-from indexing.text import ASCII_WORD, WORD, document_frequencies, edit_distance, typo_budget
+from indexing.text import (
+    ASCII_WORD,
+    WORD,
+    document_frequencies,
+    edit_distance,
+    is_vocabulary_word,
+    typo_budget,
+)
 from indexing.text import words as text_words
 
 HOSTILE = [
@@ -387,6 +394,7 @@ def test_ascii_words_are_cut_as_the_unicode_rule_cuts_them(text):
     lowered = text.lower()
     assert ASCII_WORD.findall(lowered) == WORD.findall(lowered)
     assert text_words(text) == WORD.findall(lowered)
+    assert document_frequencies([text]) == {w: 1 for w in WORD.findall(lowered) if is_vocabulary_word(w)}
 
 
 def test_words_of_accented_text_follow_the_unicode_rule():
