@@ -134,10 +134,14 @@ _MARKUP = st.sampled_from(
 @settings(max_examples=600, deadline=None)
 @given(st.lists(_MARKUP, max_size=40), st.lists(st.integers(0, 400), max_size=6))
 def test_plain_and_odd_markup_in_any_pieces_gives_the_standard_events_at_the_standard_positions(markup, cuts):
-    text = "".join(markup)
-    bounds = sorted({min(cut, len(text)) for cut in cuts})
-    pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
+    pieces = _cut("".join(markup), cuts)
     assert _events(_Fast, pieces) == _events(_Standard, pieces)
+
+
+def _cut(text: str, cuts: list[int]) -> list[str]:
+    """The text in pieces, cut at these offsets (fed one by one, as blocks of a file are)."""
+    bounds = sorted({min(cut, len(text)) for cut in cuts})
+    return [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
 
 
 def test_a_real_page_gives_the_standard_events_fed_whole_or_in_blocks():
@@ -254,9 +258,7 @@ _TEXT_AROUND_TAGS = st.sampled_from(
 @settings(max_examples=600, deadline=None)
 @given(st.lists(_TEXT_AROUND_TAGS, max_size=40), st.lists(st.integers(0, 400), max_size=6))
 def test_text_gathered_through_the_sink_has_the_words_the_handlers_gather(markup, cuts):
-    text = "".join(markup)
-    bounds = sorted({min(cut, len(text)) for cut in cuts})
-    pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
+    pieces = _cut("".join(markup), cuts)
     assert _gathered_words(pieces, sink=True) == _gathered_words(pieces, sink=False)
 
 
