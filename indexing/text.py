@@ -15,14 +15,12 @@ from itertools import chain
 # Word pieces are letters and digits; `_` is a separator, as it is for FTS5 unicode61 and
 # PostgreSQL's parser, so a query word is never split differently from the index.
 WORD = re.compile(r"[^\W_]+")
-# WORD on lowercased ASCII text, where it cuts the same words: about a fifth faster on a chunk's
-# records (5,000 sentences: 24.5 against 31.7 ms), and most records are ASCII.
-ASCII_WORD = re.compile(r"[a-z0-9]+")
-# The same cut made by str.translate and str.split, both in C with no match objects: what is not
-# a lowercase letter or a digit becomes a space. 5,000 sentences: words cut in 11.2 against
-# 15.8 ms, the chunk's vocabulary counted in about 17 against 21 ms. Every ASCII character is in
-# the table (a letter as itself): CPython's fast path for ASCII text caches only the characters it
-# finds there, and went slower with the letters left out.
+# WORD's cut of lowercased ASCII text (most records), made by str.translate and str.split, both
+# in C with no match objects: what is not a lowercase letter or a digit becomes a space (callers
+# lowercase first). 5,000 sentences: words cut in 11.2 ms, against 15.8 ms with `[a-z0-9]+` and
+# 24.5 with WORD; the chunk's vocabulary counted in about 17 against 21 ms. Every ASCII character
+# is in the table, a lowercase letter or digit as itself: CPython's fast path for ASCII text
+# caches only the characters it finds there, and went slower with them left out.
 _ASCII_SEPARATORS = str.maketrans(
     {c: c if c.isdigit() or "a" <= c <= "z" else " " for c in map(chr, range(128))}
 )

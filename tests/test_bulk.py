@@ -5,8 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import tarfile
-import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,27 +15,10 @@ from indexing import pipeline
 from indexing.models import Document, Job
 from indexing.pipeline import unpacking
 from indexing.schemas import SubmitOptions
+from tests.archive_files import tar_gz_of, zip_of
 from tests.conftest import wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return out.getvalue()
-
-
-def tar_gz_of(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def upload(client, name: str, data: bytes):

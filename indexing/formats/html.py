@@ -162,15 +162,17 @@ class _Outliner(_Visibility):
 class _Block:
     def __init__(self, offset: int, line: int, data: bytes) -> None:
         self.offset, self.line, self.data = offset, line, data
-        self.lengths: list[int] | None = None  # the lines' lengths so far, newlines left out
+        # For each line, where it would start if the block had no newlines: the lengths of the
+        # lines before it, summed (a line's start is that plus one newline per line before it).
+        self.starts_without_newlines: list[int] | None = None
         self.lines = data.count(b"\n") + 1
 
     def byte_at(self, line: int, col: int) -> int:
-        if self.lengths is None:
+        if self.starts_without_newlines is None:
             # Sums made in C: a Python loop over the block's newlines was a seventh of parsing.
-            self.lengths = list(accumulate(map(len, self.data.split(b"\n")), initial=0))
+            self.starts_without_newlines = list(accumulate(map(len, self.data.split(b"\n")), initial=0))
         index = line - self.line
-        start = self.lengths[index] + index  # each line before it, and its newline
+        start = self.starts_without_newlines[index] + index
         text = self.data[start : start + 4 * col]  # a character is at most 4 bytes
         if text.isascii():
             return self.offset + start + col

@@ -4,7 +4,7 @@ Profiled on the 2,391 corpus web pages, html.parser spent more than half of its 
 machinery of each tag: `check_for_whole_start_tag`, the attribute loop, and `updatepos`
 counting lines after every token. Most tags are plain (`<p>`, `<a href="…">`, `</div>`), and
 their events need none of that. `FastHTMLParser.goahead` is the standard library's goahead
-(Python 3.11), token for token, with two changes:
+(Python 3.11), token for token, with three changes:
 
 - text and the plain tag after it (`_TEXT_AND_PLAIN_TAG`, one regular expression match for
   both) are reported at once, the tag with no attributes: a subclass that reads attributes
@@ -16,8 +16,9 @@ their events need none of that. `FastHTMLParser.goahead` is the standard library
   only gather text is read at once, by regular expressions, with no handler call: its text goes
   into the sink, and each tag that separates words leaves a space in its place (one, where the
   handlers would leave one or two: the gathered text's whitespace is collapsed). A run ends at a
-  tag in `SINK_HANDLED`, whose handlers move or drop the sink, or at any token the plain patterns
-  do not match.
+  tag whose handlers move or drop the sink (`SINK_HANDLED`), at a tag that takes the standard
+  path (`ATTRIBUTE_TAGS`, and the raw-text elements such as `<script>` and `<style>`), at text
+  holding a NUL, or at any token the plain patterns do not match.
 
 The patterns match only what the standard parse reads the same way (the same tag name, the
 same end), so the events, their order and their positions are those of HTMLParser; a test
@@ -70,8 +71,7 @@ _STARTTAGOPEN = re.compile("<[a-zA-Z]")
 def _any_of_names(names: frozenset[str]) -> str:
     """A pattern for a whole tag name among `names`, in any letter case, shaped as a tree of
     their letters: the engine tries one branch per letter, not every name in turn at every tag
-    (over the corpus pages: finding runs 1.02 -> 0.85 s, their joining tags 0.87 -> 0.75 s). Cases are
-    spelled out, ASCII only: `(?i)` would also take the Kelvin sign for a k."""
+    (over the corpus pages: finding runs 1.02 -> 0.85 s, their joining tags 0.87 -> 0.75 s)."""
 
     def tree(suffixes: list[str]) -> str:
         branches: dict[str, list[str]] = {}
@@ -92,11 +92,12 @@ def _either_case(c: str) -> str:
 
 
 def _sink_run(handled: frozenset[str]):
-    """A run of text and plain tags, none named in `handled`: (text, tag)+, possessive."""
+    """A run of text and plain tags, none named in `handled`: (text, tag)+, possessive. Text
+    holding a NUL ends a run (the standard path reads it): `_gathered` marks joins with NULs."""
     other = rf"(?!{_any_of_names(handled)})" if handled else ""
     start = rf"<{other}[a-zA-Z][a-zA-Z0-9]*(?:{_ATTRIBUTE})*{_WS}*/?>"
     end = rf"</{other}[a-zA-Z][a-zA-Z0-9]*{_WS}*>"
-    return re.compile(rf"(?:[^<]*+(?:{start}|{end}))++").match
+    return re.compile(rf"(?:[^<\0]*+(?:{start}|{end}))++").match
 
 
 def _joining_tag(joining: frozenset[str]):
@@ -110,9 +111,11 @@ _ANY_TAG_IN_RUN = re.compile("<[^>]*>").sub
 
 def _gathered(run: str, joining_tag) -> str:
     """A run's text as the handlers gather it: each text unescaped, a space for a tag that
-    separates words. A joining tag leaves a NUL (no document holds one: the sources refuse it)
-    until the text is unescaped, so the texts on either side of it are unescaped apart, as
-    HTMLParser reports them: html.unescape reads no entity across a NUL but stops at it."""
+    separates words. A joining tag leaves a NUL (a run holds none of its own: `_sink_run` stops
+    before text with one) until the text is unescaped, so the texts on either side of it are
+    unescaped apart, as HTMLParser reports them. html.unescape's name pattern does run on across
+    a NUL, but no entity's name holds one, so only a name ending before the NUL can match: what
+    it reads is what it would read in the text before the tag alone."""
     text = _ANY_TAG_IN_RUN(" ", joining_tag("\0", run))
     if "&" in text:
         text = unescape(text)

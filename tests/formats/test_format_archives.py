@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from indexing.formats import ParseError
 from indexing.formats.archives import Limits, members
-from tests.test_bulk import tar_gz_of
+from tests.archive_files import tar_gz_of
 
 ROOMY = Limits(members=10_000_000, total_bytes=10**12, ratio=10**6)
 FILES = {"a.txt": b"alpha\n", "notes/b.csv": b"id,text\n1,beta\n", "notes/empty.txt": b""}

@@ -251,6 +251,7 @@ _TEXT_AROUND_TAGS = st.sampled_from(
         "<",
         ">",
         "\n",
+        "\0",  # kept as the handlers keep it: the sink marks joins with NULs of its own
     ]
 )
 
@@ -269,6 +270,7 @@ def test_text_gathered_through_the_sink_has_the_words_the_handlers_gather(markup
         ("<p>&#23<a href=x>3;</a>&nbsp<b>;</b>", ["3;", ";"]),  # &#23 is no character; &nbsp one
         ("<p>one<br/>two<b>three</b><SPAN>four</SPAN></p>", ["one", "twothreefour"]),
         ("<p>seen<h2>hidden</h2>seen<h2x>again", ["seenseen", "again"]),
+        ("<p>a\0b<b>c</b>", ["a\0bc"]),  # a NUL of the text's own is text
     ],
 )
 def test_the_sink_reads_entities_and_tags_as_the_handlers_do(markup, words):
