@@ -169,6 +169,15 @@ def test_statistics_follow_the_live_version(captured_messages, clean_index) -> N
     assert SearchStats.objects.get().records == 0
 
 
+def test_a_word_counts_the_records_of_every_word_with_its_stem(captured_messages, clean_index) -> None:
+    # The vocabulary keeps each new word's stem (SQLite stems them as it inserts them).
+    index("runs.jsonl", [("1", "Runs", "she runs"), ("2", "Running", "running late"), ("3", "Ran", "ran")])
+    index("more.jsonl", [("1", "Runner", "a runner running")])
+    counts = get_backend().match_counts(["run", "running", "ran"], cap=100)
+    assert counts == {"run": 3, "running": 3, "ran": 1}
+    assert Term.objects.get(word="running").df == 2
+
+
 def _one_edit(word: str, kind: int) -> str:
     middle = len(word) // 2
     if kind == 0:  # a letter swapped for a neighbour on the alphabet

@@ -51,6 +51,14 @@ def _stems(words: list[str]) -> list[str]:
     return _stemmer.stemWords([fold_accents(w) for w in words])
 
 
+_STEM_FUNCTION = "quern_stem"
+
+
+def _stem(word: str) -> str:
+    """One word as `_stems` makes it (SQLite calls this per row)."""
+    return _stemmer.stemWord(fold_accents(word))
+
+
 def trigrams(word: str) -> list[str]:
     """The word's trigrams with its ends marked (`^wo`, `wor`, `rd$`), as the trigram table holds
     them: marked ends make short words alike where they begin and end alike."""
@@ -114,19 +122,18 @@ class SqliteBackend(SearchBackend):
                 f"UPDATE indexing_term SET df = indexing_term.df + s.df FROM {_TERM_STAGE} s"
                 " WHERE indexing_term.word = s.word"
             )
+            cursor.execute("SELECT coalesce(max(id), 0) FROM indexing_term")
+            (newest,) = cursor.fetchone()
+            # New words stemmed as SQLite inserts them, by a function of this connection: fetched
+            # into Python, stemmed in a list and inserted by executemany, a million sentences'
+            # 252,000 new words took 2.1-2.6 s of finalize, this 1.0-1.3 s (measured on one copy).
+            connection.connection.create_function(_STEM_FUNCTION, 1, _stem, deterministic=True)
             cursor.execute(
-                f"SELECT s.word, s.df FROM {_TERM_STAGE} s"
+                "INSERT INTO indexing_term (word, df, lexeme)"
+                f" SELECT s.word, s.df, {_STEM_FUNCTION}(s.word) FROM {_TERM_STAGE} s"
                 " WHERE NOT EXISTS (SELECT 1 FROM indexing_term t WHERE t.word = s.word)"
             )
-            new = cursor.fetchall()
-            if new:
-                cursor.execute("SELECT coalesce(max(id), 0) FROM indexing_term")
-                (newest,) = cursor.fetchone()
-                stems = _stems([w for w, _ in new])
-                cursor.executemany(
-                    "INSERT INTO indexing_term (word, df, lexeme) VALUES (%s, %s, %s)",
-                    [(w, df, stem) for (w, df), stem in zip(new, stems, strict=True)],
-                )
+            if cursor.rowcount:
                 # The new words got ids past the newest one: index their trigrams.
                 cursor.execute(
                     f"INSERT INTO {TRIGRAM_TABLE} (rowid, word)"
