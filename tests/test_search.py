@@ -169,6 +169,32 @@ def test_statistics_follow_the_live_version(captured_messages, clean_index) -> N
     assert SearchStats.objects.get().records == 0
 
 
+def test_a_chunks_records_are_all_written_in_order_however_few_rows_a_statement_takes(
+    captured_messages, clean_index, monkeypatch
+) -> None:
+    if connection.vendor == "sqlite":  # SQLite writes records in multi-row INSERTs: make them tiny
+        from indexing.search import sqlite as sqlite_backend
+
+        monkeypatch.setattr(sqlite_backend, "_MAX_ROWS_PER_INSERT", 3)
+    rows = [(str(n), f"Plover {n}", f"plover{n}x wades") for n in range(11)]
+    job = index("plovers.jsonl", rows)
+    written = list(Record.objects.filter(job=job).order_by("id").values_list("ordinal", "key"))
+    assert written == [(n, str(n)) for n in range(11)]
+    assert [keys(f"plover{n}x") for n in range(11)] == [[str(n)] for n in range(11)]
+
+
+def test_sqlite_writes_within_its_limit_on_a_statements_parameters() -> None:
+    import sqlite3
+
+    from indexing.search.sqlite import _rows_per_insert
+
+    database = sqlite3.connect(":memory:")
+    database.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)
+    assert _rows_per_insert(database, 7) == 2
+    database.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 5)
+    assert _rows_per_insert(database, 7) == 1
+
+
 def test_a_word_counts_the_records_of_every_word_with_its_stem(captured_messages, clean_index) -> None:
     # The vocabulary keeps each new word's stem (SQLite stems them as it inserts them).
     index("runs.jsonl", [("1", "Runs", "she runs"), ("2", "Running", "running late"), ("3", "Ran", "ran")])

@@ -13,7 +13,10 @@ table over the vocabulary (migration 0006).
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 
 import Stemmer
 from django.db import connection
@@ -73,18 +76,42 @@ _CREATE_TERM_STAGE = (
 )
 
 
+_RECORD_COLUMNS = ("job_id", "document_id", "ordinal", "key", "title", "body", "fields")  # RecordRows' order
+_MAX_ROWS_PER_INSERT = 500  # past this a statement's text grows and gains nothing (measured)
+
+
+def _rows_per_insert(database: sqlite3.Connection, columns: int) -> int:
+    """Rows per multi-row INSERT within this SQLite's limit on a statement's parameters (Django
+    assumes 999; builds differ: Debian's allows 250,000)."""
+    limit = database.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return max(1, min(_MAX_ROWS_PER_INSERT, limit // columns))
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_records_sql(rows: int) -> str:
+    values = "(" + ", ".join(["?"] * len(_RECORD_COLUMNS)) + ")"
+    return f"INSERT INTO indexing_record ({', '.join(_RECORD_COLUMNS)}) VALUES {', '.join([values] * rows)}"
+
+
 class SqliteBackend(SearchBackend):
     vendor = "sqlite"
 
     def index_many(self, rows: RecordRows) -> dict[int, int]:
         if not rows.rows:
             return {}
+        # Many rows per INSERT, not executemany's one run of the statement per row: each run also
+        # reads and writes the table's AUTOINCREMENT counter (sqlite_sequence). A 5,000-record
+        # chunk into a table of 750,000: 18.9 -> 10.2 ms, all inside the one writer's turn
+        # (measured). Through the DB-API cursor, with Django's errors: Django's own turns each
+        # `%s` into `?` with a regular expression and, with DEBUG on (make run), quotes every
+        # parameter of the statement for its query log, in more queries.
+        connection.ensure_connection()
+        per_statement = _rows_per_insert(connection.connection, len(_RECORD_COLUMNS))
+        with connection.wrap_database_errors, closing(connection.connection.cursor()) as raw:
+            for start in range(0, len(rows.rows), per_statement):
+                part = rows.rows[start : start + per_statement]
+                raw.execute(_insert_records_sql(len(part)), [value for row in part for value in row])
         with connection.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO indexing_record (job_id, document_id, ordinal, key, title, body, fields)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                rows.rows,
-            )
             cursor.executemany(
                 f"INSERT INTO {FTS_TABLE} (rowid, title, body)"
                 " SELECT id, title, body FROM indexing_record"
