@@ -17,10 +17,11 @@ from itertools import chain
 WORD = re.compile(r"[^\W_]+")
 # WORD's cut of lowercased ASCII text (most records), made by str.translate and str.split, both
 # in C with no match objects: what is not a lowercase letter or a digit becomes a space (callers
-# lowercase first). 5,000 sentences: words cut in 11.2 ms, against 15.8 ms with `[a-z0-9]+` and
-# 24.5 with WORD; the chunk's vocabulary counted in about 17 against 21 ms. Every ASCII character
-# is in the table, a lowercase letter or digit as itself: CPython's fast path for ASCII text
-# caches only the characters it finds there, and went slower with them left out.
+# lowercase first). 5,000 sentences: words cut in 11.2 ms against 15.8 with `[a-z0-9]+` (which
+# had measured 24.5 against WORD's 31.7 ms, another day); the chunk's vocabulary counted in about
+# 17 against 21 ms. Every ASCII character is in the table, a lowercase letter or digit as itself:
+# CPython's fast path for ASCII text caches only the characters it finds there, and went slower
+# with them left out.
 _ASCII_SEPARATORS = str.maketrans(
     {c: c if c.isdigit() or "a" <= c <= "z" else " " for c in map(chr, range(128))}
 )

@@ -175,7 +175,7 @@ def test_a_chunks_records_are_all_written_in_order_however_few_rows_a_statement_
     if connection.vendor == "sqlite":  # SQLite writes records in multi-row INSERTs: make them tiny
         from indexing.search import sqlite as sqlite_backend
 
-        monkeypatch.setattr(sqlite_backend, "_MAX_ROWS_PER_INSERT", 3)
+        monkeypatch.setattr(sqlite_backend, "_ROWS_PER_INSERT", (3, 1))
     rows = [(str(n), f"Plover {n}", f"plover{n}x wades") for n in range(11)]
     job = index("plovers.jsonl", rows)
     written = list(Record.objects.filter(job=job).order_by("id").values_list("ordinal", "key"))
@@ -183,24 +183,43 @@ def test_a_chunks_records_are_all_written_in_order_however_few_rows_a_statement_
     assert [keys(f"plover{n}x") for n in range(11)] == [[str(n)] for n in range(11)]
 
 
-def test_sqlite_writes_within_its_limit_on_a_statements_parameters() -> None:
+def test_sqlite_writes_records_in_few_statement_sizes_within_its_parameter_limit() -> None:
     import sqlite3
 
-    from indexing.search.sqlite import _rows_per_insert
+    from indexing.search.sqlite import _insert_sizes, _rows_per_insert
 
+    assert _insert_sizes(1234, 250_000 // 7) == [500, 500, 50, 50, 50, 50, 5, 5, 5, 5, 5, 5, 1, 1, 1, 1]
+    assert _insert_sizes(12, 2) == [1] * 12  # a limit below every step but one
+    assert _insert_sizes(0, 500) == []
     database = sqlite3.connect(":memory:")
     database.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)
     assert _rows_per_insert(database, 7) == 2
-    database.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 5)
-    assert _rows_per_insert(database, 7) == 1
+
+
+def test_a_bug_in_sqlites_stem_function_fails_the_version_instead_of_passing_for_a_lock(
+    captured_messages, clean_index, monkeypatch
+) -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's own stem function; PostgreSQL stems in SQL")
+    from indexing.search import sqlite as sqlite_backend
+
+    def broken(word: str) -> str:
+        raise ValueError(f"cannot stem {word}")
+
+    monkeypatch.setattr(sqlite_backend, "_stem", broken)
+    with pytest.raises(RuntimeError, match="Stemming a new word failed") as raised:
+        index("dunlins.jsonl", [("1", "Dunlin", "a dunlin probes")])
+    assert isinstance(raised.value.__cause__, ValueError)
 
 
 def test_a_word_counts_the_records_of_every_word_with_its_stem(captured_messages, clean_index) -> None:
     # The vocabulary keeps each new word's stem (SQLite stems them as it inserts them).
     index("runs.jsonl", [("1", "Runs", "she runs"), ("2", "Running", "running late"), ("3", "Ran", "ran")])
-    index("more.jsonl", [("1", "Runner", "a runner running")])
+    index("more.jsonl", [("1", "Runner", "a runner running"), ("2", "Cafés", "two cafés")])
     counts = get_backend().match_counts(["run", "running", "ran"], cap=100)
     assert counts == {"run": 3, "running": 3, "ran": 1}
+    if connection.vendor == "sqlite":  # FTS5's unicode61 drops accents before stemming; so do its counts
+        assert get_backend().match_counts(["cafe"], cap=100) == {"cafe": 1}
     assert Term.objects.get(word="running").df == 2
 
 

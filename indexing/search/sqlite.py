@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from contextlib import closing
 
 import Stemmer
-from django.db import connection
+from django.db import OperationalError, connection
 
 from indexing.query import CANDIDATES, Plan, plan_to_fts5
 from indexing.text import fold_accents
@@ -77,20 +77,62 @@ _CREATE_TERM_STAGE = (
 
 
 _RECORD_COLUMNS = ("job_id", "document_id", "ordinal", "key", "title", "body", "fields")  # RecordRows' order
-_MAX_ROWS_PER_INSERT = 500  # past this a statement's text grows and gains nothing (measured)
+# Rows per INSERT: as many as fit, then smaller steps for the rest. Few sizes, because each size
+# is a statement of its own that Python's sqlite3 keeps prepared (128 per connection, a 500-row
+# one about 350 KB): one per possible remainder would grow a long-lived worker by tens of MB.
+_ROWS_PER_INSERT = (500, 50, 5, 1)  # past 500 a statement's text grows and gains nothing (measured)
+
+
+def _insert_sizes(rows: int, most: int) -> list[int]:
+    """The statements' sizes that write `rows` rows, none above `most` (the parameter limit's)."""
+    sizes = []
+    for size in (s for s in _ROWS_PER_INSERT if s <= most or s == 1):
+        count, rows = divmod(rows, size)
+        sizes += [size] * count
+    return sizes
 
 
 def _rows_per_insert(database: sqlite3.Connection, columns: int) -> int:
-    """Rows per multi-row INSERT within this SQLite's limit on a statement's parameters (Django
-    assumes 999; builds differ: Debian's allows 250,000)."""
+    """The most rows one INSERT may hold within this SQLite's limit on a statement's parameters
+    (Django assumes 999; builds differ: Debian's allows 250,000)."""
     limit = database.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    return max(1, min(_MAX_ROWS_PER_INSERT, limit // columns))
+    return max(1, limit // columns)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=len(_ROWS_PER_INSERT))
 def _insert_records_sql(rows: int) -> str:
     values = "(" + ", ".join(["?"] * len(_RECORD_COLUMNS)) + ")"
     return f"INSERT INTO indexing_record ({', '.join(_RECORD_COLUMNS)}) VALUES {', '.join([values] * rows)}"
+
+
+class _Stemming:
+    """The stem function SQLite calls for each new word. An exception raised inside reaches Python
+    only as "user-defined function raised exception", an OperationalError that callers take for a
+    passing fault of the database and retry for ever; it is kept here, to be raised as itself."""
+
+    def __init__(self, database: sqlite3.Connection) -> None:
+        self.database = database
+        self.error: Exception | None = None
+
+    def __call__(self, word: str) -> str:
+        try:
+            return _stem(word)
+        except Exception as error:
+            self.error = error
+            raise
+
+
+def _stemming() -> _Stemming:
+    """This connection's stem function, registered once per database connection (redefining a
+    function fails while any statement of the connection is still running)."""
+    stemming = getattr(connection, "_quern_stemming", None)
+    if stemming is None or stemming.database is not connection.connection:
+        stemming = _Stemming(connection.connection)
+        with connection.wrap_database_errors:
+            connection.connection.create_function(_STEM_FUNCTION, 1, stemming, deterministic=True)
+        connection._quern_stemming = stemming
+    stemming.error = None
+    return stemming
 
 
 class SqliteBackend(SearchBackend):
@@ -106,11 +148,13 @@ class SqliteBackend(SearchBackend):
         # `%s` into `?` with a regular expression and, with DEBUG on (make run), quotes every
         # parameter of the statement for its query log, in more queries.
         connection.ensure_connection()
-        per_statement = _rows_per_insert(connection.connection, len(_RECORD_COLUMNS))
+        most = _rows_per_insert(connection.connection, len(_RECORD_COLUMNS))
         with connection.wrap_database_errors, closing(connection.connection.cursor()) as raw:
-            for start in range(0, len(rows.rows), per_statement):
-                part = rows.rows[start : start + per_statement]
-                raw.execute(_insert_records_sql(len(part)), [value for row in part for value in row])
+            start = 0
+            for size in _insert_sizes(len(rows.rows), most):
+                part = rows.rows[start : start + size]
+                raw.execute(_insert_records_sql(size), [value for row in part for value in row])
+                start += size
         with connection.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO {FTS_TABLE} (rowid, title, body)"
@@ -154,12 +198,17 @@ class SqliteBackend(SearchBackend):
             # New words stemmed as SQLite inserts them, by a function of this connection: fetched
             # into Python, stemmed in a list and inserted by executemany, a million sentences'
             # 252,000 new words took 2.1-2.6 s of finalize, this 1.0-1.3 s (measured on one copy).
-            connection.connection.create_function(_STEM_FUNCTION, 1, _stem, deterministic=True)
-            cursor.execute(
-                "INSERT INTO indexing_term (word, df, lexeme)"
-                f" SELECT s.word, s.df, {_STEM_FUNCTION}(s.word) FROM {_TERM_STAGE} s"
-                " WHERE NOT EXISTS (SELECT 1 FROM indexing_term t WHERE t.word = s.word)"
-            )
+            stemming = _stemming()
+            try:
+                cursor.execute(
+                    "INSERT INTO indexing_term (word, df, lexeme)"
+                    f" SELECT s.word, s.df, {_STEM_FUNCTION}(s.word) FROM {_TERM_STAGE} s"
+                    " WHERE NOT EXISTS (SELECT 1 FROM indexing_term t WHERE t.word = s.word)"
+                )
+            except OperationalError:
+                if stemming.error is not None:  # a bug, not the database: fail, do not retry
+                    raise RuntimeError(f"Stemming a new word failed: {stemming.error!r}") from stemming.error
+                raise
             if cursor.rowcount:
                 # The new words got ids past the newest one: index their trigrams.
                 cursor.execute(
