@@ -6,8 +6,8 @@ Ctrl-C or SIGTERM.
 One process dying (a killed worker, a consumer that lost its database) must not stop the
 others, so each is started again after a pause that grows while it keeps failing (1 s, 2 s, …
 30 s; back to 1 s once it has run for a minute). Each runs in a process group of its own;
-stopping sends SIGTERM to every group and SIGKILL to what is left 5 s later. Output lines are
-prefixed with the process's name, as honcho did.
+stopping sends SIGTERM to each group's leader and SIGKILL to what is left of the groups 5 s
+later. Output lines are prefixed with the process's name, as honcho did.
 """
 
 from __future__ import annotations
@@ -71,6 +71,20 @@ class Supervised:
         self.failures += 1
         return pause
 
+    def ask_to_stop(self) -> None:
+        """SIGTERM to its leader alone: a Celery worker or gunicorn stops its own children, where
+        SIGTERM to every pool process at once made the worker log each one, as an ERROR, as
+        "exited with signal 15". A leader already gone leaves no one to ask: its group goes now."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is not None:
+            self.signal(signal.SIGKILL)
+            return
+        try:
+            os.kill(self.popen.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
     def signal(self, signum: int) -> None:
         """To its whole group, even once its leader has ended: a dead worker's pool processes, a
         dead gunicorn's workers must not outlive it (nor hold its port)."""
@@ -122,7 +136,7 @@ def main(names: list[str]) -> int:
         stopping.wait(0.2)
     for process in processes:
         process.say("stopping")
-        process.signal(signal.SIGTERM)
+        process.ask_to_stop()
     deadline = time.monotonic() + STOP_GRACE
     while time.monotonic() < deadline and any(_group_alive(p.popen.pid) for p in processes):
         time.sleep(0.1)

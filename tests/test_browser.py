@@ -150,6 +150,10 @@ def test_pages_fit_a_phone_screen(live_server, pipeline, client, browser, shots)
             width = page.evaluate("document.documentElement.scrollWidth")
             page.screenshot(path=str(shots / f"6-phone-{name}.png"), full_page=True)
             assert width <= 390 + 1, f"{path} scrolls sideways on a phone: {width} px wide"
+        # The search form stacks on a phone; its checkbox stays a box beside its words, not
+        # stretched across the line away from them (it was 257 px wide).
+        box = page.locator(".match-all input").bounding_box()
+        assert box["width"] < 30, box
     finally:
         context.close()
 
@@ -278,3 +282,14 @@ def test_an_archive_uploaded_through_the_page_is_followed_to_its_files_jobs(
     expect(page.locator("table.jobs")).to_contain_text("marsh/herons.csv")
     expect(page.locator("table.jobs")).to_contain_text("marsh/egrets.md")
     page.screenshot(path=str(shots / "archive-files.png"), full_page=True)
+
+
+def test_the_top_bar_keeps_one_height_on_every_page(live_server, page, shots):
+    # The search page has no search box in its bar (its own form is the page), and the bar must
+    # not jump by the box's height when a person moves between pages.
+    heights = {}
+    for path in ("/", "/jobs/", "/search/"):
+        page.goto(live_server.url + path)
+        heights[path] = page.locator("header.topbar").bounding_box()["height"]
+    page.screenshot(path=str(shots / "top-bar-search.png"))
+    assert len(set(heights.values())) == 1, heights

@@ -158,3 +158,7 @@ def test_make_run_indexes_restarts_a_dead_worker_or_beat_and_sigterm_stops_every
     assert len(started) >= 5, log_path.read_text()
     wait_for(lambda: not _alive(started), timeout=10, message="every process to be gone")
     assert _get(f"{base}/")[0] == 0
+    # A clean stop: each process was asked to stop, not its children behind its back (SIGTERM to
+    # every pool process made the worker log each one as "exited with signal 15").
+    stopped = log_path.read_text()[log_path.read_text().index("stopping") :]
+    assert "signal 15" not in stopped and "exited with" not in stopped, stopped
