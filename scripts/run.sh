@@ -2,7 +2,7 @@
 # make run: the processes of the Procfile under scripts/supervise.py — the web app (gunicorn), a
 # Celery worker, celery beat (reconcile, backfills) and, with RabbitMQ, the open queue's consumer.
 # One that ends is started again (the others go on); Ctrl-C or SIGTERM stops them all: SIGTERM
-# to each one's process group, SIGKILL 5 s later.
+# to each one's leader, SIGKILL to what is left once they ended or 20 s later.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin

@@ -150,8 +150,13 @@ def test_pages_fit_a_phone_screen(live_server, pipeline, client, browser, shots)
             width = page.evaluate("document.documentElement.scrollWidth")
             page.screenshot(path=str(shots / f"6-phone-{name}.png"), full_page=True)
             assert width <= 390 + 1, f"{path} scrolls sideways on a phone: {width} px wide"
+            # Nor does a table hide columns in a box of its own that scrolls with no sign of it.
+            for wrap in page.locator(".table-wrap").all():
+                inner, shown = wrap.evaluate("e => [e.scrollWidth, e.clientWidth]")
+                assert inner <= shown + 1, f"{path}: a table {inner} px wide in {shown} px"
         # The search form stacks on a phone; its checkbox stays a box beside its words, not
         # stretched across the line away from them (it was 257 px wide).
+        page.goto(live_server.url + "/search/?q=wombats")
         box = page.locator(".match-all input").bounding_box()
         assert box["width"] < 30, box
     finally:
@@ -225,6 +230,8 @@ def test_search_page_answers_while_typing_with_partial_matches_and_corrections(
     page.locator("input[name=q]").press_sequentially("where does the sparow wai", delay=40)
     expect(page.locator("#correction")).to_contain_text("Showing results for where does the sparrow wai")
     expect(page.locator("#result-count")).to_contain_text("of 22 results")  # sparrow, or a word for waits
+    # The count names the query its results are for: the corrected one, as the line above it says.
+    expect(page.locator("#result-count")).to_contain_text("results for where does the sparrow wai")
     expect(page.locator(".hit").first.locator(".hit-title")).to_have_text("Sparrow")
     assert page.evaluate("window.notReloaded") is True  # answered in place, no page load
     assert "q=where+does+the+sparow+wai" in page.url.replace("%20", "+")
@@ -284,12 +291,18 @@ def test_an_archive_uploaded_through_the_page_is_followed_to_its_files_jobs(
     page.screenshot(path=str(shots / "archive-files.png"), full_page=True)
 
 
-def test_the_top_bar_keeps_one_height_on_every_page(live_server, page, shots):
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_top_bar_keeps_one_height_on_every_page(live_server, browser, shots, width):
     # The search page has no search box in its bar (its own form is the page), and the bar must
-    # not jump by the box's height when a person moves between pages.
-    heights = {}
-    for path in ("/", "/jobs/", "/search/"):
-        page.goto(live_server.url + path)
-        heights[path] = page.locator("header.topbar").bounding_box()["height"]
-    page.screenshot(path=str(shots / "top-bar-search.png"))
+    # not jump by the box's height when a person moves between pages, on a phone too.
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    try:
+        page = context.new_page()
+        heights = {}
+        for path in ("/", "/jobs/", "/search/"):
+            page.goto(live_server.url + path)
+            heights[path] = page.locator("header.topbar").bounding_box()["height"]
+        page.screenshot(path=str(shots / f"top-bar-search-{width}.png"))
+    finally:
+        context.close()
     assert len(set(heights.values())) == 1, heights

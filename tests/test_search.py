@@ -139,6 +139,9 @@ def test_the_api_answers_corrections_completions_and_whether_the_total_is_exact(
     assert body["corrected_query"] == "grey sparrow"
     assert {"typed": "sparow", "to": "sparrow"} in body["corrections"]
     assert client.get("/api/search", {"q": "heron", "match": "every"}).status_code == 400
+    # The page's count names the query its results are for, the corrected one.
+    page = client.get("/search/", {"q": "grey sparow"}).content.decode()
+    assert "Showing results for" in page and "for <b>grey sparrow</b> (" in page
 
 
 def test_statistics_follow_the_live_version(captured_messages, clean_index) -> None:
