@@ -118,6 +118,7 @@ def test_make_run_indexes_restarts_a_dead_worker_or_beat_and_sigterm_stops_every
         status, css = _get(f"{base}/static/quern.css")
         assert status == 200 and css
         assert b"Open mode: no API key or login is asked" in log_path.read_bytes()
+        assert b"No hostname was supplied" not in log_path.read_bytes()  # no warning a user must read past
 
         # The worker's main process killed: the supervisor starts it again, the web goes on, and
         # a document submitted meanwhile is indexed by the new worker.

@@ -34,3 +34,9 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self):
+        # Folders have no host: kombu's default one ('localhost') only made every connection log
+        # the WARNING "No hostname was supplied", twice at each worker's start.
+        return {"port": self.default_port}
