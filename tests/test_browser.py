@@ -134,6 +134,20 @@ def test_pages_fit_a_phone_screen(live_server, pipeline, client, browser, shots)
     assert response.status_code == 303
     job_id = int(response["Location"].rstrip("/").rsplit("/", 1)[1])
     assert wait_for_job(job_id).status == "succeeded"
+    # And the widest row a list shows: a six-digit job id, the longest status, a long name.
+    from indexing.models import Document, Job
+
+    document = Document.objects.create(name=long_name, format="markdown", size=1, sha256="0" * 64, file="")
+    Job.objects.create(
+        pk=987654,
+        document=document,
+        status="cancelled",
+        format="markdown",
+        size=1,
+        sha256="0" * 64,
+        file="",
+        chunk_size=5000,
+    )
 
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     try:
